@@ -1,0 +1,422 @@
+//! Typed configuration: defaults, then an optional TOML file, then `AUSCULT_*`
+//! environment variables. Unknown file keys are rejected; secrets are redacted.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// The fully resolved configuration the server runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: SecretString,
+    pub storage_url: String,
+    /// The default engine for sessions that do not name one.
+    pub engine: String,
+    pub max_sessions: usize,
+    pub idle_timeout: Duration,
+    pub max_duration: Duration,
+    /// Audio accepted but not yet handed on (engine backlog) per session, in bytes.
+    pub max_buffer_bytes: u64,
+    pub max_message_bytes: usize,
+    pub shutdown_grace: Duration,
+    /// Bearer token → user id.
+    pub api_tokens: Vec<ApiToken>,
+    pub allowed_origins: Vec<String>,
+    pub fsync_interval: Duration,
+    pub ping_interval: Duration,
+    pub pong_timeout: Duration,
+    pub log_format: LogFormat,
+    pub whisper: WhisperConfig,
+}
+
+#[derive(Clone)]
+pub struct ApiToken {
+    pub user_id: String,
+    pub token: SecretString,
+}
+
+impl std::fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:[REDACTED]", self.user_id)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Settings of the embedded Whisper engine.
+#[derive(Debug, Clone)]
+pub struct WhisperConfig {
+    pub model_dir: PathBuf,
+    /// Inference threads (0 = one per core).
+    pub threads: usize,
+    pub compute_type: String,
+}
+
+/// The file format: every key optional, unknown keys rejected.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    storage_url: Option<String>,
+    engine: Option<String>,
+    max_sessions: Option<usize>,
+    idle_timeout_secs: Option<u64>,
+    max_duration_secs: Option<u64>,
+    max_buffer_bytes: Option<u64>,
+    max_message_bytes: Option<usize>,
+    shutdown_grace_secs: Option<u64>,
+    api_tokens: Option<String>,
+    allowed_origins: Option<String>,
+    fsync_interval_ms: Option<u64>,
+    ping_interval_secs: Option<u64>,
+    pong_timeout_secs: Option<u64>,
+    log_format: Option<String>,
+    whisper_model_dir: Option<PathBuf>,
+    whisper_threads: Option<usize>,
+    whisper_compute_type: Option<String>,
+}
+
+/// Each file key and the environment variable that overrides it. The
+/// environment names are a contract with deployments.
+const ENV_KEYS: &[(&str, &str)] = &[
+    ("listen", "AUSCULT_LISTEN"),
+    ("data_dir", "AUSCULT_DATA_DIR"),
+    ("database_url", "AUSCULT_DATABASE_URL"),
+    ("storage_url", "AUSCULT_STORAGE_URL"),
+    ("engine", "AUSCULT_ENGINE"),
+    ("max_sessions", "AUSCULT_MAX_SESSIONS"),
+    ("idle_timeout_secs", "AUSCULT_IDLE_TIMEOUT_SECS"),
+    ("max_duration_secs", "AUSCULT_MAX_DURATION_SECS"),
+    ("max_buffer_bytes", "AUSCULT_MAX_BUFFER_BYTES"),
+    ("max_message_bytes", "AUSCULT_MAX_MESSAGE_BYTES"),
+    ("shutdown_grace_secs", "AUSCULT_SHUTDOWN_GRACE_SECS"),
+    ("api_tokens", "AUSCULT_API_TOKENS"),
+    ("allowed_origins", "AUSCULT_ALLOWED_ORIGINS"),
+    ("fsync_interval_ms", "AUSCULT_FSYNC_INTERVAL_MS"),
+    ("ping_interval_secs", "AUSCULT_PING_INTERVAL_SECS"),
+    ("pong_timeout_secs", "AUSCULT_PONG_TIMEOUT_SECS"),
+    ("log_format", "AUSCULT_LOG_FORMAT"),
+    ("whisper_model_dir", "AUSCULT_WHISPER_MODEL_DIR"),
+    ("whisper_threads", "AUSCULT_WHISPER_THREADS"),
+    ("whisper_compute_type", "AUSCULT_WHISPER_COMPUTE_TYPE"),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    ReadFile { path: PathBuf, source: std::io::Error },
+    #[error("invalid config file {path}: {message}")]
+    ParseFile { path: PathBuf, message: String },
+    #[error("invalid value for {name}: {message}")]
+    Invalid { name: &'static str, message: String },
+}
+
+fn invalid(name: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { name, message: message.into() }
+}
+
+impl Config {
+    /// Loads defaults → `file` (or `AUSCULT_CONFIG`) → process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let env: BTreeMap<String, String> = std::env::vars().collect();
+        Self::load_from(file, &env)
+    }
+
+    /// Like [`Config::load`] with an explicit environment (for tests).
+    pub fn load_from(file: Option<&Path>, env: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let path = file.map(Path::to_path_buf).or_else(|| env.get("AUSCULT_CONFIG").map(PathBuf::from));
+        let file_config = match &path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::ReadFile { path: path.clone(), source })?;
+                toml::from_str::<FileConfig>(&text)
+                    .map_err(|e| ConfigError::ParseFile { path: path.clone(), message: e.to_string() })?
+            }
+            None => FileConfig::default(),
+        };
+        let mut values = file_config.into_values();
+        for (key, env_name) in ENV_KEYS {
+            if let Some(value) = env.get(*env_name) {
+                values.insert(key, value.clone());
+            }
+        }
+        Self::resolve(&values)
+    }
+
+    fn resolve(values: &BTreeMap<&'static str, String>) -> Result<Self, ConfigError> {
+        let get = |key: &str| values.get(key).map(String::as_str);
+        let listen: SocketAddr = parse(get("listen"), "AUSCULT_LISTEN", "127.0.0.1:8080")?;
+        let data_dir = PathBuf::from(get("data_dir").unwrap_or("./data"));
+        let database_url = get("database_url")
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("sqlite://{}/auscult.db", data_dir.display()));
+        let storage_url = get("storage_url")
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("file://{}/objects", data_dir.display()));
+        let engine = get("engine").unwrap_or("whisper").to_owned();
+        let secs = |key: &str, env: &'static str, default: u64| -> Result<Duration, ConfigError> {
+            let v: u64 = parse(get(key), env, &default.to_string())?;
+            if v == 0 {
+                return Err(invalid(env, "must be at least 1"));
+            }
+            Ok(Duration::from_secs(v))
+        };
+        let max_message_bytes: usize = parse(get("max_message_bytes"), "AUSCULT_MAX_MESSAGE_BYTES", "1048576")?;
+        if max_message_bytes < 1024 {
+            return Err(invalid("AUSCULT_MAX_MESSAGE_BYTES", "must be at least 1024"));
+        }
+        let max_sessions: usize = parse(get("max_sessions"), "AUSCULT_MAX_SESSIONS", "100")?;
+        let fsync_ms: u64 = parse(get("fsync_interval_ms"), "AUSCULT_FSYNC_INTERVAL_MS", "1000")?;
+        let log_format = match get("log_format").unwrap_or("text") {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => return Err(invalid("AUSCULT_LOG_FORMAT", format!("{other:?} is not text or json"))),
+        };
+        Ok(Config {
+            listen,
+            database_url: SecretString::from(database_url),
+            storage_url,
+            engine,
+            max_sessions,
+            idle_timeout: secs("idle_timeout_secs", "AUSCULT_IDLE_TIMEOUT_SECS", 300)?,
+            max_duration: secs("max_duration_secs", "AUSCULT_MAX_DURATION_SECS", 1800)?,
+            max_buffer_bytes: parse(get("max_buffer_bytes"), "AUSCULT_MAX_BUFFER_BYTES", "62914560")?,
+            max_message_bytes,
+            shutdown_grace: secs("shutdown_grace_secs", "AUSCULT_SHUTDOWN_GRACE_SECS", 25)?,
+            api_tokens: parse_tokens(get("api_tokens").unwrap_or(""))?,
+            allowed_origins: get("allowed_origins")
+                .unwrap_or("")
+                .split(',')
+                .map(|s| s.trim().trim_end_matches('/').to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            fsync_interval: Duration::from_millis(fsync_ms.max(10)),
+            ping_interval: secs("ping_interval_secs", "AUSCULT_PING_INTERVAL_SECS", 25)?,
+            pong_timeout: secs("pong_timeout_secs", "AUSCULT_PONG_TIMEOUT_SECS", 60)?,
+            log_format,
+            whisper: WhisperConfig {
+                model_dir: PathBuf::from(get("whisper_model_dir").unwrap_or("models/whisper-tiny.en")),
+                threads: parse(get("whisper_threads"), "AUSCULT_WHISPER_THREADS", "0")?,
+                compute_type: get("whisper_compute_type").unwrap_or("int8").to_owned(),
+            },
+            data_dir,
+        })
+    }
+
+    /// Directory of per-session spool files (audio not yet in object storage).
+    pub fn spool_dir(&self) -> PathBuf {
+        self.data_dir.join("spool")
+    }
+
+    /// Whether the server may run without API tokens (loopback only).
+    pub fn allows_local_user(&self) -> bool {
+        self.api_tokens.is_empty() && self.listen.ip().is_loopback()
+    }
+
+    /// Refuses configurations that must not start (e.g. no auth on a public address).
+    pub fn validate_for_serve(&self) -> Result<(), ConfigError> {
+        if self.api_tokens.is_empty() && !self.listen.ip().is_loopback() {
+            return Err(invalid(
+                "AUSCULT_API_TOKENS",
+                format!(
+                    "no API tokens configured and {} is not a loopback address; refusing to start without authentication",
+                    self.listen
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A human-readable dump with secrets redacted, for `auscult config check`.
+    pub fn redacted_summary(&self) -> String {
+        let tokens: Vec<String> = self.api_tokens.iter().map(|t| format!("{}:****", t.user_id)).collect();
+        let rows = [
+            ("AUSCULT_LISTEN", self.listen.to_string()),
+            ("AUSCULT_DATA_DIR", self.data_dir.display().to_string()),
+            ("AUSCULT_DATABASE_URL", redact_url(self.database_url.expose_secret())),
+            ("AUSCULT_STORAGE_URL", redact_url(&self.storage_url)),
+            ("AUSCULT_ENGINE", self.engine.clone()),
+            ("AUSCULT_MAX_SESSIONS", self.max_sessions.to_string()),
+            ("AUSCULT_IDLE_TIMEOUT_SECS", self.idle_timeout.as_secs().to_string()),
+            ("AUSCULT_MAX_DURATION_SECS", self.max_duration.as_secs().to_string()),
+            ("AUSCULT_MAX_BUFFER_BYTES", self.max_buffer_bytes.to_string()),
+            ("AUSCULT_MAX_MESSAGE_BYTES", self.max_message_bytes.to_string()),
+            ("AUSCULT_SHUTDOWN_GRACE_SECS", self.shutdown_grace.as_secs().to_string()),
+            ("AUSCULT_API_TOKENS", if tokens.is_empty() { "(none)".into() } else { tokens.join(",") }),
+            ("AUSCULT_ALLOWED_ORIGINS", self.allowed_origins.join(",")),
+            ("AUSCULT_FSYNC_INTERVAL_MS", self.fsync_interval.as_millis().to_string()),
+            ("AUSCULT_PING_INTERVAL_SECS", self.ping_interval.as_secs().to_string()),
+            ("AUSCULT_PONG_TIMEOUT_SECS", self.pong_timeout.as_secs().to_string()),
+            ("AUSCULT_LOG_FORMAT", format!("{:?}", self.log_format).to_lowercase()),
+            ("AUSCULT_WHISPER_MODEL_DIR", self.whisper.model_dir.display().to_string()),
+            ("AUSCULT_WHISPER_THREADS", self.whisper.threads.to_string()),
+            ("AUSCULT_WHISPER_COMPUTE_TYPE", self.whisper.compute_type.clone()),
+        ];
+        rows.iter().map(|(k, v)| format!("{k}={v}\n")).collect()
+    }
+}
+
+impl FileConfig {
+    fn into_values(self) -> BTreeMap<&'static str, String> {
+        let mut m = BTreeMap::new();
+        let mut put = |k: &'static str, v: Option<String>| {
+            if let Some(v) = v {
+                m.insert(k, v);
+            }
+        };
+        put("listen", self.listen);
+        put("data_dir", self.data_dir.map(|p| p.display().to_string()));
+        put("database_url", self.database_url);
+        put("storage_url", self.storage_url);
+        put("engine", self.engine);
+        put("max_sessions", self.max_sessions.map(|v| v.to_string()));
+        put("idle_timeout_secs", self.idle_timeout_secs.map(|v| v.to_string()));
+        put("max_duration_secs", self.max_duration_secs.map(|v| v.to_string()));
+        put("max_buffer_bytes", self.max_buffer_bytes.map(|v| v.to_string()));
+        put("max_message_bytes", self.max_message_bytes.map(|v| v.to_string()));
+        put("shutdown_grace_secs", self.shutdown_grace_secs.map(|v| v.to_string()));
+        put("api_tokens", self.api_tokens);
+        put("allowed_origins", self.allowed_origins);
+        put("fsync_interval_ms", self.fsync_interval_ms.map(|v| v.to_string()));
+        put("ping_interval_secs", self.ping_interval_secs.map(|v| v.to_string()));
+        put("pong_timeout_secs", self.pong_timeout_secs.map(|v| v.to_string()));
+        put("log_format", self.log_format);
+        put("whisper_model_dir", self.whisper_model_dir.map(|p| p.display().to_string()));
+        put("whisper_threads", self.whisper_threads.map(|v| v.to_string()));
+        put("whisper_compute_type", self.whisper_compute_type);
+        m
+    }
+}
+
+fn parse<T: std::str::FromStr>(value: Option<&str>, name: &'static str, default: &str) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    let raw = value.unwrap_or(default).trim();
+    raw.parse::<T>().map_err(|e| invalid(name, format!("{raw:?}: {e}")))
+}
+
+fn parse_tokens(raw: &str) -> Result<Vec<ApiToken>, ConfigError> {
+    let mut out = Vec::new();
+    for pair in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (user, token) = pair
+            .split_once(':')
+            .ok_or_else(|| invalid("AUSCULT_API_TOKENS", "expected user:token pairs separated by commas"))?;
+        let user = user.trim();
+        if crate::storage::keys::validate_id(user).is_err() {
+            return Err(invalid("AUSCULT_API_TOKENS", format!("user id {user:?} is not a valid id")));
+        }
+        if token.trim().len() < 8 {
+            return Err(invalid("AUSCULT_API_TOKENS", format!("token for {user:?} is shorter than 8 characters")));
+        }
+        out.push(ApiToken { user_id: user.to_owned(), token: SecretString::from(token.trim().to_owned()) });
+    }
+    Ok(out)
+}
+
+/// Replaces the password in `scheme://user:password@host/...` with `****`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let (authority, path) = rest.split_once('/').map_or((rest, None), |(a, p)| (a, Some(p)));
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{user}:****@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    match path {
+        Some(p) => format!("{scheme}://{authority}/{p}"),
+        None => format!("{scheme}://{authority}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_are_embedded() {
+        let c = Config::load_from(None, &env(&[])).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database_url.expose_secret(), "sqlite://./data/auscult.db");
+        assert_eq!(c.storage_url, "file://./data/objects");
+        assert_eq!(c.engine, "whisper");
+        assert_eq!(c.max_sessions, 100);
+        assert_eq!(c.max_buffer_bytes, 60 * 1024 * 1024);
+        assert_eq!(c.max_message_bytes, 1024 * 1024);
+        assert!(c.allows_local_user());
+    }
+
+    #[test]
+    fn env_overrides_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.toml");
+        std::fs::write(&path, "max_sessions = 7\nidle_timeout_secs = 9\n").unwrap();
+        let c = Config::load_from(Some(&path), &env(&[("AUSCULT_MAX_SESSIONS", "11")])).unwrap();
+        assert_eq!(c.max_sessions, 11);
+        assert_eq!(c.idle_timeout, Duration::from_secs(9));
+    }
+
+    #[test]
+    fn unknown_file_keys_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.toml");
+        std::fs::write(&path, "max_sesions = 7\n").unwrap();
+        let err = Config::load_from(Some(&path), &env(&[])).unwrap_err();
+        assert!(err.to_string().contains("max_sesions"), "{err}");
+    }
+
+    #[test]
+    fn public_listener_without_tokens_refuses_to_start() {
+        let c = Config::load_from(None, &env(&[("AUSCULT_LISTEN", "0.0.0.0:8080")])).unwrap();
+        assert!(c.validate_for_serve().is_err());
+        let c = Config::load_from(
+            None,
+            &env(&[("AUSCULT_LISTEN", "0.0.0.0:8080"), ("AUSCULT_API_TOKENS", "u1:secret-token")]),
+        )
+        .unwrap();
+        assert!(c.validate_for_serve().is_ok());
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_summary_and_debug() {
+        let c = Config::load_from(
+            None,
+            &env(&[
+                ("AUSCULT_API_TOKENS", "alice:supersecret1"),
+                ("AUSCULT_DATABASE_URL", "postgres://app:hunter22@db:5432/x"),
+            ]),
+        )
+        .unwrap();
+        let summary = c.redacted_summary();
+        assert!(!summary.contains("supersecret1"));
+        assert!(!summary.contains("hunter22"));
+        assert!(summary.contains("postgres://app:****@db:5432/x"));
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("supersecret1") && !debug.contains("hunter22"));
+    }
+
+    #[test]
+    fn malformed_tokens_are_rejected() {
+        assert!(Config::load_from(None, &env(&[("AUSCULT_API_TOKENS", "nocolon")])).is_err());
+        assert!(Config::load_from(None, &env(&[("AUSCULT_API_TOKENS", "../x:longenough")])).is_err());
+    }
+}

@@ -1,0 +1,91 @@
+//! The engine factory: builds the engines named in the configuration and
+//! resolves a session's requested engine by name.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::{Engine, LoadTestEngine, Readiness, SharedEngine};
+use crate::config::Config;
+
+/// Names of every engine this build knows, whether or not it is configured.
+pub const KNOWN_ENGINES: &[&str] = &["whisper", "transcribe-medical", "transcribe", "riva", "loadtest"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("unknown engine {0:?} (known: {known})", known = KNOWN_ENGINES.join(", "))]
+    Unknown(String),
+    #[error("engine {name:?} is not available in this build: {why}")]
+    NotBuilt { name: String, why: &'static str },
+    #[error("engine {name:?} failed to start: {message}")]
+    Startup { name: String, message: String },
+}
+
+/// The engines this server runs, by name, and the default one.
+#[derive(Clone)]
+pub struct EngineRegistry {
+    engines: BTreeMap<String, SharedEngine>,
+    default: String,
+}
+
+impl EngineRegistry {
+    /// Builds the default engine named in the configuration (plus the always
+    /// available `loadtest` engine). Local models are loaded and warmed here,
+    /// before the listener opens.
+    pub async fn from_config(config: &Config) -> Result<Self, RegistryError> {
+        let mut registry = EngineRegistry { engines: BTreeMap::new(), default: config.engine.clone() };
+        registry.insert(Arc::new(LoadTestEngine::new()));
+        if !registry.engines.contains_key(&config.engine) {
+            let engine = build_engine(&config.engine, config).await?;
+            registry.insert(engine);
+        }
+        Ok(registry)
+    }
+
+    /// A registry over the given engines; the first is the default. Used by tests
+    /// and embedders that bring their own engine.
+    pub fn with_engines(engines: Vec<SharedEngine>) -> Self {
+        let default = engines.first().map(|e| e.name().to_owned()).unwrap_or_default();
+        let mut registry = EngineRegistry { engines: BTreeMap::new(), default };
+        for engine in engines {
+            registry.insert(engine);
+        }
+        registry
+    }
+
+    pub fn insert(&mut self, engine: SharedEngine) {
+        self.engines.insert(engine.name().to_owned(), engine);
+    }
+
+    pub fn default_name(&self) -> &str {
+        &self.default
+    }
+
+    /// Resolves a session's requested engine (or the default).
+    pub fn get(&self, requested: Option<&str>) -> Option<SharedEngine> {
+        self.engines.get(requested.unwrap_or(&self.default)).cloned()
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.engines.keys().map(String::as_str)
+    }
+
+    /// Readiness of every engine, by name.
+    pub async fn readiness(&self) -> BTreeMap<String, Readiness> {
+        let mut out = BTreeMap::new();
+        for (name, engine) in &self.engines {
+            out.insert(name.clone(), engine.readiness().await);
+        }
+        out
+    }
+}
+
+async fn build_engine(name: &str, _config: &Config) -> Result<Arc<dyn Engine>, RegistryError> {
+    match name {
+        "loadtest" => Ok(Arc::new(LoadTestEngine::new())),
+        "whisper" | "transcribe-medical" | "transcribe" | "riva" => Err(RegistryError::NotBuilt {
+            name: name.to_owned(),
+            why: "not implemented yet",
+        }),
+        other => Err(RegistryError::Unknown(other.to_owned())),
+    }
+}

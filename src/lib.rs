@@ -1,0 +1,21 @@
+//! Auscult: a real-time streaming transcription server.
+//!
+//! Layers, outermost first: [`transport`] (HTTP/WebSocket) → [`session`] (state
+//! machine, limits, lifecycle) → [`protocol`] (typed messages) → [`audio`] (PCM,
+//! resampling, WAV) → [`engine`] (speech engines) → [`storage`] (objects and
+//! metadata). [`app`] wires them together; [`config`] and [`telemetry`] serve all.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod audio;
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod protocol;
+pub mod session;
+pub mod storage;
+pub mod telemetry;
+pub mod transport;
+
+pub use app::{App, StartupError};
+pub use config::Config;

@@ -1,0 +1,5 @@
+//! The `auscult` binary: parses the command line and hands over to the library.
+
+fn main() -> std::process::ExitCode {
+    auscult::cli::main()
+}

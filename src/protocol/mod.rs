@@ -1,0 +1,197 @@
+//! The wire protocol v1: typed client and server messages, error codes, close reasons.
+//!
+//! Everything here is transport-free: the WebSocket and Socket.IO transports both
+//! carry these same JSON bodies (see `docs/protocol.md`).
+
+mod codes;
+
+pub use codes::{CloseCode, CloseReason, ErrorCode};
+use serde::{Deserialize, Serialize};
+
+/// The protocol version spoken by this server.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// A text message from the client.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMsg {
+    Start(StartMsg),
+    Stop,
+}
+
+/// The `start` message that opens (or resumes) a session.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct StartMsg {
+    pub sample_rate: u32,
+    pub encoding: String,
+    #[serde(default = "default_channels")]
+    pub channels: u16,
+    #[serde(default = "default_language")]
+    pub language: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub specialty: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<ResumeRequest>,
+}
+
+fn default_channels() -> u16 {
+    1
+}
+
+fn default_language() -> String {
+    "en-US".to_owned()
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct ResumeRequest {
+    pub session_id: String,
+    pub offset_bytes: u64,
+}
+
+/// A message from the server. Serialized as one JSON text frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg {
+    Ready(ReadyMsg),
+    Transcript(TranscriptMsg),
+    Ack(AckMsg),
+    Error(ErrorMsg),
+    Stored(StoredMsg),
+    Closed(ClosedMsg),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReadyMsg {
+    pub session_id: String,
+    pub engine: String,
+    pub input_rate: u32,
+    pub engine_rate: u32,
+    pub limits: Limits,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_from_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Limits {
+    pub max_duration_s: u64,
+    pub idle_timeout_s: u64,
+    pub max_message_bytes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TranscriptMsg {
+    pub result_id: String,
+    pub is_partial: bool,
+    pub start: f64,
+    pub end: f64,
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub words: Vec<Word>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Word {
+    pub word: String,
+    pub start: f64,
+    pub end: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AckMsg {
+    pub received_bytes: u64,
+    pub durable_bytes: u64,
+    /// How far the engine's results trail the audio received, when the engine reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_lag_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorMsg {
+    pub code: ErrorCode,
+    pub message: String,
+    pub fatal: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredMsg {
+    pub session_id: String,
+    pub audio: String,
+    pub transcript: String,
+    pub duration_s: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ClosedMsg {
+    pub reason: CloseReason,
+}
+
+impl ServerMsg {
+    pub fn error(code: ErrorCode, message: impl Into<String>, fatal: bool) -> Self {
+        ServerMsg::Error(ErrorMsg {
+            code,
+            message: message.into(),
+            fatal,
+        })
+    }
+
+    /// Serializes to the JSON text sent on the wire.
+    pub fn to_json(&self) -> String {
+        // Serializing these plain structs cannot fail: no maps with non-string keys,
+        // no custom serializers that error.
+        serde_json::to_string(self).unwrap_or_else(|_| {
+            r#"{"type":"error","code":"internal","message":"encoding failed","fatal":true}"#
+                .to_owned()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_message_parses_with_defaults() {
+        let msg: ClientMsg = serde_json::from_str(
+            r#"{"type":"start","sample_rate":48000,"encoding":"pcm_s16le"}"#,
+        )
+        .unwrap();
+        let ClientMsg::Start(start) = msg else {
+            panic!("expected start")
+        };
+        assert_eq!(start.channels, 1);
+        assert_eq!(start.language, "en-US");
+        assert_eq!(start.resume, None);
+    }
+
+    #[test]
+    fn stop_message_parses() {
+        let msg: ClientMsg = serde_json::from_str(r#"{"type":"stop"}"#).unwrap();
+        assert_eq!(msg, ClientMsg::Stop);
+    }
+
+    #[test]
+    fn ack_serializes_without_lag_when_unknown() {
+        let json = ServerMsg::Ack(AckMsg {
+            received_bytes: 10,
+            durable_bytes: 8,
+            engine_lag_ms: None,
+        })
+        .to_json();
+        assert_eq!(json, r#"{"type":"ack","received_bytes":10,"durable_bytes":8}"#);
+    }
+
+    #[test]
+    fn closed_serializes_reason_in_snake_case() {
+        let json = ServerMsg::Closed(ClosedMsg {
+            reason: CloseReason::ServerShutdown,
+        })
+        .to_json();
+        assert_eq!(json, r#"{"type":"closed","reason":"server_shutdown"}"#);
+    }
+}

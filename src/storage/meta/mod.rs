@@ -1,0 +1,134 @@
+//! Session metadata: one row per session (who, which engine, formats, timings,
+//! byte counts, keys, status) and its final transcript segments.
+
+mod sqlite;
+
+pub use sqlite::SqliteMetadataStore;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use super::StorageError;
+use crate::protocol::Word;
+
+/// A session as created at `start`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRecord {
+    pub id: String,
+    pub user_id: String,
+    pub engine: String,
+    pub language: String,
+    pub encoding: String,
+    pub channels: u16,
+    pub input_rate: u32,
+    pub engine_rate: u32,
+    pub started_at_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionStatus {
+    Live,
+    Stored,
+    Recovered,
+    PendingUpload,
+    Failed,
+}
+
+impl SessionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionStatus::Live => "live",
+            SessionStatus::Stored => "stored",
+            SessionStatus::Recovered => "recovered",
+            SessionStatus::PendingUpload => "pending_upload",
+            SessionStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "live" => SessionStatus::Live,
+            "stored" => SessionStatus::Stored,
+            "recovered" => SessionStatus::Recovered,
+            "pending_upload" => SessionStatus::PendingUpload,
+            "failed" => SessionStatus::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// How a session ended and where it was stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionOutcome {
+    pub status: SessionStatus,
+    pub close_reason: String,
+    pub ended_at_ms: i64,
+    pub received_bytes: u64,
+    pub duration_s: f64,
+    pub audio_key: String,
+    pub transcript_key: String,
+    pub manifest_key: String,
+}
+
+/// A session row as read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRow {
+    pub record: SessionRecord,
+    pub status: SessionStatus,
+    pub close_reason: Option<String>,
+    pub ended_at_ms: Option<i64>,
+    pub received_bytes: u64,
+    pub duration_s: Option<f64>,
+    pub audio_key: Option<String>,
+    pub transcript_key: Option<String>,
+    pub manifest_key: Option<String>,
+}
+
+/// One final transcript result, in session order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinalSegment {
+    pub seq: u32,
+    pub result_id: String,
+    pub start: f64,
+    pub end: f64,
+    pub text: String,
+    #[serde(default)]
+    pub words: Vec<Word>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct MigrationStatus {
+    pub applied: usize,
+    pub pending: usize,
+}
+
+#[async_trait]
+pub trait MetadataStore: Send + Sync + 'static {
+    async fn create_session(&self, record: &SessionRecord) -> Result<(), StorageError>;
+    async fn add_segment(&self, session_id: &str, segment: &FinalSegment) -> Result<(), StorageError>;
+    async fn segments(&self, session_id: &str) -> Result<Vec<FinalSegment>, StorageError>;
+    async fn get_session(&self, session_id: &str) -> Result<Option<SessionRow>, StorageError>;
+    async fn update_received(&self, session_id: &str, received_bytes: u64) -> Result<(), StorageError>;
+    async fn finish_session(&self, session_id: &str, outcome: &SessionOutcome) -> Result<(), StorageError>;
+    async fn ping(&self) -> Result<(), StorageError>;
+    async fn migrations(&self) -> Result<MigrationStatus, StorageError>;
+    fn describe(&self) -> String;
+}
+
+pub type SharedMetadataStore = Arc<dyn MetadataStore>;
+
+/// Opens the metadata store named by `AUSCULT_DATABASE_URL` and runs its migrations.
+pub async fn open(url: &SecretString) -> Result<SharedMetadataStore, StorageError> {
+    let raw = url.expose_secret();
+    if raw.starts_with("sqlite:") {
+        return Ok(Arc::new(SqliteMetadataStore::open(raw).await?));
+    }
+    Err(StorageError::Config(format!(
+        "unsupported database URL {}: expected sqlite://",
+        crate::config::redact_url(raw)
+    )))
+}

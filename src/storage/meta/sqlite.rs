@@ -1,0 +1,225 @@
+//! The embedded metadata store: SQLite through sqlx, migrations at open.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::Row;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+use super::{FinalSegment, MetadataStore, MigrationStatus, SessionOutcome, SessionRecord, SessionRow, SessionStatus};
+use crate::storage::StorageError;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+pub struct SqliteMetadataStore {
+    pool: SqlitePool,
+    path: String,
+}
+
+impl SqliteMetadataStore {
+    pub async fn open(url: &str) -> Result<Self, StorageError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StorageError::Config(format!("invalid sqlite URL: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let path = options.get_filename().to_path_buf();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            tokio::fs::create_dir_all(dir).await?;
+        }
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        MIGRATOR.run(&pool).await.map_err(|e| StorageError::Unavailable(format!("migrations failed: {e}")))?;
+        Ok(SqliteMetadataStore { pool, path: display(&path) })
+    }
+}
+
+fn display(path: &Path) -> String {
+    path.display().to_string()
+}
+
+fn row_to_session(row: &sqlx::sqlite::SqliteRow) -> Result<SessionRow, StorageError> {
+    let status: String = row.try_get("status")?;
+    Ok(SessionRow {
+        record: SessionRecord {
+            id: row.try_get("id")?,
+            user_id: row.try_get("user_id")?,
+            engine: row.try_get("engine")?,
+            language: row.try_get("language")?,
+            encoding: row.try_get("encoding")?,
+            channels: row.try_get::<i64, _>("channels")? as u16,
+            input_rate: row.try_get::<i64, _>("input_rate")? as u32,
+            engine_rate: row.try_get::<i64, _>("engine_rate")? as u32,
+            started_at_ms: row.try_get("started_at_ms")?,
+        },
+        status: SessionStatus::parse(&status).unwrap_or(SessionStatus::Failed),
+        close_reason: row.try_get("close_reason")?,
+        ended_at_ms: row.try_get("ended_at_ms")?,
+        received_bytes: row.try_get::<i64, _>("received_bytes")? as u64,
+        duration_s: row.try_get("duration_s")?,
+        audio_key: row.try_get("audio_key")?,
+        transcript_key: row.try_get("transcript_key")?,
+        manifest_key: row.try_get("manifest_key")?,
+    })
+}
+
+#[async_trait]
+impl MetadataStore for SqliteMetadataStore {
+    async fn create_session(&self, r: &SessionRecord) -> Result<(), StorageError> {
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, engine, language, encoding, channels, input_rate, engine_rate, \
+             status, started_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'live', ?)",
+        )
+        .bind(&r.id)
+        .bind(&r.user_id)
+        .bind(&r.engine)
+        .bind(&r.language)
+        .bind(&r.encoding)
+        .bind(i64::from(r.channels))
+        .bind(i64::from(r.input_rate))
+        .bind(i64::from(r.engine_rate))
+        .bind(r.started_at_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn add_segment(&self, session_id: &str, s: &FinalSegment) -> Result<(), StorageError> {
+        let words = serde_json::to_string(&s.words).map_err(|e| StorageError::Invalid(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO segments (session_id, seq, result_id, start_s, end_s, text, words_json) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (session_id, seq) DO NOTHING",
+        )
+        .bind(session_id)
+        .bind(i64::from(s.seq))
+        .bind(&s.result_id)
+        .bind(s.start)
+        .bind(s.end)
+        .bind(&s.text)
+        .bind(words)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn segments(&self, session_id: &str) -> Result<Vec<FinalSegment>, StorageError> {
+        let rows = sqlx::query(
+            "SELECT seq, result_id, start_s, end_s, text, words_json FROM segments WHERE session_id = ? ORDER BY seq",
+        )
+        .bind(session_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let words: String = row.try_get("words_json")?;
+                Ok(FinalSegment {
+                    seq: row.try_get::<i64, _>("seq")? as u32,
+                    result_id: row.try_get("result_id")?,
+                    start: row.try_get("start_s")?,
+                    end: row.try_get("end_s")?,
+                    text: row.try_get("text")?,
+                    words: serde_json::from_str(&words).unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    async fn get_session(&self, session_id: &str) -> Result<Option<SessionRow>, StorageError> {
+        let row = sqlx::query("SELECT * FROM sessions WHERE id = ?").bind(session_id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(row_to_session).transpose()
+    }
+
+    async fn update_received(&self, session_id: &str, received_bytes: u64) -> Result<(), StorageError> {
+        sqlx::query("UPDATE sessions SET received_bytes = ? WHERE id = ?")
+            .bind(received_bytes as i64)
+            .bind(session_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn finish_session(&self, session_id: &str, o: &SessionOutcome) -> Result<(), StorageError> {
+        sqlx::query(
+            "UPDATE sessions SET status = ?, close_reason = ?, ended_at_ms = ?, received_bytes = ?, duration_s = ?, \
+             audio_key = ?, transcript_key = ?, manifest_key = ? WHERE id = ?",
+        )
+        .bind(o.status.as_str())
+        .bind(&o.close_reason)
+        .bind(o.ended_at_ms)
+        .bind(o.received_bytes as i64)
+        .bind(o.duration_s)
+        .bind(&o.audio_key)
+        .bind(&o.transcript_key)
+        .bind(&o.manifest_key)
+        .bind(session_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StorageError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn migrations(&self) -> Result<MigrationStatus, StorageError> {
+        let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&self.pool)
+            .await?;
+        let total = MIGRATOR.iter().count();
+        let applied = applied as usize;
+        Ok(MigrationStatus { applied, pending: total.saturating_sub(applied) })
+    }
+
+    fn describe(&self) -> String {
+        format!("sqlite {}", self.path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn session_rows_and_segments_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/nested/m.db", dir.path().display());
+        let store = SqliteMetadataStore::open(&url).await.unwrap();
+        assert_eq!(store.migrations().await.unwrap(), MigrationStatus { applied: 1, pending: 0 });
+        let record = SessionRecord {
+            id: "s1".into(),
+            user_id: "u1".into(),
+            engine: "loadtest".into(),
+            language: "en-US".into(),
+            encoding: "pcm_s16le".into(),
+            channels: 1,
+            input_rate: 48_000,
+            engine_rate: 16_000,
+            started_at_ms: 1_000,
+        };
+        store.create_session(&record).await.unwrap();
+        let seg = FinalSegment { seq: 0, result_id: "r-1".into(), start: 0.0, end: 1.0, text: "hi".into(), words: vec![] };
+        store.add_segment("s1", &seg).await.unwrap();
+        store.add_segment("s1", &seg).await.unwrap(); // idempotent
+        assert_eq!(store.segments("s1").await.unwrap(), vec![seg]);
+        let outcome = SessionOutcome {
+            status: SessionStatus::Stored,
+            close_reason: "client_stop".into(),
+            ended_at_ms: 2_000,
+            received_bytes: 96_000,
+            duration_s: 1.0,
+            audio_key: "a".into(),
+            transcript_key: "t".into(),
+            manifest_key: "m".into(),
+        };
+        store.finish_session("s1", &outcome).await.unwrap();
+        let row = store.get_session("s1").await.unwrap().unwrap();
+        assert_eq!(row.record, record);
+        assert_eq!(row.status, SessionStatus::Stored);
+        assert_eq!(row.received_bytes, 96_000);
+        assert!(store.get_session("nope").await.unwrap().is_none());
+    }
+}

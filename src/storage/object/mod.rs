@@ -1,0 +1,51 @@
+//! Object storage for finished sessions, addressed by `/`-separated keys.
+
+mod fs;
+
+pub use fs::FsObjectStore;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::StorageError;
+
+#[async_trait]
+pub trait ObjectStore: Send + Sync + 'static {
+    /// Stores `data` at `key`, replacing any previous object. Durable on return.
+    async fn put_bytes(&self, key: &str, data: Bytes, content_type: &str) -> Result<(), StorageError>;
+    /// Stores the file at `path` at `key` (streamed, not read into memory).
+    async fn put_file(&self, key: &str, path: &Path, content_type: &str) -> Result<(), StorageError>;
+    /// Reads an object; `None` when it does not exist.
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, StorageError>;
+    /// Deletes an object; deleting a missing object is not an error.
+    async fn delete(&self, key: &str) -> Result<(), StorageError>;
+    /// Proves the store accepts writes (for `/ready`).
+    async fn check_writable(&self) -> Result<(), StorageError>;
+    /// A short description for logs and `/ready` (no credentials).
+    fn describe(&self) -> String;
+}
+
+pub type SharedObjectStore = Arc<dyn ObjectStore>;
+
+/// Opens the object store named by `AUSCULT_STORAGE_URL`.
+pub async fn open(url: &str) -> Result<SharedObjectStore, StorageError> {
+    if let Some(path) = url.strip_prefix("file://") {
+        return Ok(Arc::new(FsObjectStore::open(Path::new(path)).await?));
+    }
+    Err(StorageError::Config(format!(
+        "unsupported storage URL scheme in {}: expected file://",
+        crate::config::redact_url(url)
+    )))
+}
+
+/// Rejects keys that could escape the store's root or are not plain segments.
+pub(crate) fn check_key(key: &str) -> Result<(), StorageError> {
+    let ok = !key.is_empty()
+        && !key.starts_with('/')
+        && key.split('/').all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+        && !key.chars().any(char::is_control);
+    if ok { Ok(()) } else { Err(StorageError::Invalid("bad object key".to_owned())) }
+}
