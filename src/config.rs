@@ -117,7 +117,10 @@ const ENV_KEYS: &[(&str, &str)] = &[
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    ReadFile { path: PathBuf, source: std::io::Error },
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid config file {path}: {message}")]
     ParseFile { path: PathBuf, message: String },
     #[error("invalid value for {name}: {message}")]
@@ -125,7 +128,10 @@ pub enum ConfigError {
 }
 
 fn invalid(name: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { name, message: message.into() }
+    ConfigError::Invalid {
+        name,
+        message: message.into(),
+    }
 }
 
 impl Config {
@@ -136,14 +142,24 @@ impl Config {
     }
 
     /// Like [`Config::load`] with an explicit environment (for tests).
-    pub fn load_from(file: Option<&Path>, env: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
-        let path = file.map(Path::to_path_buf).or_else(|| env.get("AUSCULT_CONFIG").map(PathBuf::from));
+    pub fn load_from(
+        file: Option<&Path>,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Self, ConfigError> {
+        let path = file
+            .map(Path::to_path_buf)
+            .or_else(|| env.get("AUSCULT_CONFIG").map(PathBuf::from));
         let file_config = match &path {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|source| ConfigError::ReadFile { path: path.clone(), source })?;
-                toml::from_str::<FileConfig>(&text)
-                    .map_err(|e| ConfigError::ParseFile { path: path.clone(), message: e.to_string() })?
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+                        path: path.clone(),
+                        source,
+                    })?;
+                toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::ParseFile {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?
             }
             None => FileConfig::default(),
         };
@@ -174,16 +190,32 @@ impl Config {
             }
             Ok(Duration::from_secs(v))
         };
-        let max_message_bytes: usize = parse(get("max_message_bytes"), "AUSCULT_MAX_MESSAGE_BYTES", "1048576")?;
+        let max_message_bytes: usize = parse(
+            get("max_message_bytes"),
+            "AUSCULT_MAX_MESSAGE_BYTES",
+            "1048576",
+        )?;
         if max_message_bytes < 1024 {
-            return Err(invalid("AUSCULT_MAX_MESSAGE_BYTES", "must be at least 1024"));
+            return Err(invalid(
+                "AUSCULT_MAX_MESSAGE_BYTES",
+                "must be at least 1024",
+            ));
         }
         let max_sessions: usize = parse(get("max_sessions"), "AUSCULT_MAX_SESSIONS", "100")?;
-        let fsync_ms: u64 = parse(get("fsync_interval_ms"), "AUSCULT_FSYNC_INTERVAL_MS", "1000")?;
+        let fsync_ms: u64 = parse(
+            get("fsync_interval_ms"),
+            "AUSCULT_FSYNC_INTERVAL_MS",
+            "1000",
+        )?;
         let log_format = match get("log_format").unwrap_or("text") {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
-            other => return Err(invalid("AUSCULT_LOG_FORMAT", format!("{other:?} is not text or json"))),
+            other => {
+                return Err(invalid(
+                    "AUSCULT_LOG_FORMAT",
+                    format!("{other:?} is not text or json"),
+                ));
+            }
         };
         Ok(Config {
             listen,
@@ -193,7 +225,11 @@ impl Config {
             max_sessions,
             idle_timeout: secs("idle_timeout_secs", "AUSCULT_IDLE_TIMEOUT_SECS", 300)?,
             max_duration: secs("max_duration_secs", "AUSCULT_MAX_DURATION_SECS", 1800)?,
-            max_buffer_bytes: parse(get("max_buffer_bytes"), "AUSCULT_MAX_BUFFER_BYTES", "62914560")?,
+            max_buffer_bytes: parse(
+                get("max_buffer_bytes"),
+                "AUSCULT_MAX_BUFFER_BYTES",
+                "62914560",
+            )?,
             max_message_bytes,
             shutdown_grace: secs("shutdown_grace_secs", "AUSCULT_SHUTDOWN_GRACE_SECS", 25)?,
             api_tokens: parse_tokens(get("api_tokens").unwrap_or(""))?,
@@ -208,7 +244,9 @@ impl Config {
             pong_timeout: secs("pong_timeout_secs", "AUSCULT_PONG_TIMEOUT_SECS", 60)?,
             log_format,
             whisper: WhisperConfig {
-                model_dir: PathBuf::from(get("whisper_model_dir").unwrap_or("models/whisper-tiny.en")),
+                model_dir: PathBuf::from(
+                    get("whisper_model_dir").unwrap_or("models/whisper-tiny.en"),
+                ),
                 threads: parse(get("whisper_threads"), "AUSCULT_WHISPER_THREADS", "0")?,
                 compute_type: get("whisper_compute_type").unwrap_or("int8").to_owned(),
             },
@@ -242,28 +280,75 @@ impl Config {
 
     /// A human-readable dump with secrets redacted, for `auscult config check`.
     pub fn redacted_summary(&self) -> String {
-        let tokens: Vec<String> = self.api_tokens.iter().map(|t| format!("{}:****", t.user_id)).collect();
+        let tokens: Vec<String> = self
+            .api_tokens
+            .iter()
+            .map(|t| format!("{}:****", t.user_id))
+            .collect();
         let rows = [
             ("AUSCULT_LISTEN", self.listen.to_string()),
             ("AUSCULT_DATA_DIR", self.data_dir.display().to_string()),
-            ("AUSCULT_DATABASE_URL", redact_url(self.database_url.expose_secret())),
+            (
+                "AUSCULT_DATABASE_URL",
+                redact_url(self.database_url.expose_secret()),
+            ),
             ("AUSCULT_STORAGE_URL", redact_url(&self.storage_url)),
             ("AUSCULT_ENGINE", self.engine.clone()),
             ("AUSCULT_MAX_SESSIONS", self.max_sessions.to_string()),
-            ("AUSCULT_IDLE_TIMEOUT_SECS", self.idle_timeout.as_secs().to_string()),
-            ("AUSCULT_MAX_DURATION_SECS", self.max_duration.as_secs().to_string()),
-            ("AUSCULT_MAX_BUFFER_BYTES", self.max_buffer_bytes.to_string()),
-            ("AUSCULT_MAX_MESSAGE_BYTES", self.max_message_bytes.to_string()),
-            ("AUSCULT_SHUTDOWN_GRACE_SECS", self.shutdown_grace.as_secs().to_string()),
-            ("AUSCULT_API_TOKENS", if tokens.is_empty() { "(none)".into() } else { tokens.join(",") }),
+            (
+                "AUSCULT_IDLE_TIMEOUT_SECS",
+                self.idle_timeout.as_secs().to_string(),
+            ),
+            (
+                "AUSCULT_MAX_DURATION_SECS",
+                self.max_duration.as_secs().to_string(),
+            ),
+            (
+                "AUSCULT_MAX_BUFFER_BYTES",
+                self.max_buffer_bytes.to_string(),
+            ),
+            (
+                "AUSCULT_MAX_MESSAGE_BYTES",
+                self.max_message_bytes.to_string(),
+            ),
+            (
+                "AUSCULT_SHUTDOWN_GRACE_SECS",
+                self.shutdown_grace.as_secs().to_string(),
+            ),
+            (
+                "AUSCULT_API_TOKENS",
+                if tokens.is_empty() {
+                    "(none)".into()
+                } else {
+                    tokens.join(",")
+                },
+            ),
             ("AUSCULT_ALLOWED_ORIGINS", self.allowed_origins.join(",")),
-            ("AUSCULT_FSYNC_INTERVAL_MS", self.fsync_interval.as_millis().to_string()),
-            ("AUSCULT_PING_INTERVAL_SECS", self.ping_interval.as_secs().to_string()),
-            ("AUSCULT_PONG_TIMEOUT_SECS", self.pong_timeout.as_secs().to_string()),
-            ("AUSCULT_LOG_FORMAT", format!("{:?}", self.log_format).to_lowercase()),
-            ("AUSCULT_WHISPER_MODEL_DIR", self.whisper.model_dir.display().to_string()),
+            (
+                "AUSCULT_FSYNC_INTERVAL_MS",
+                self.fsync_interval.as_millis().to_string(),
+            ),
+            (
+                "AUSCULT_PING_INTERVAL_SECS",
+                self.ping_interval.as_secs().to_string(),
+            ),
+            (
+                "AUSCULT_PONG_TIMEOUT_SECS",
+                self.pong_timeout.as_secs().to_string(),
+            ),
+            (
+                "AUSCULT_LOG_FORMAT",
+                format!("{:?}", self.log_format).to_lowercase(),
+            ),
+            (
+                "AUSCULT_WHISPER_MODEL_DIR",
+                self.whisper.model_dir.display().to_string(),
+            ),
             ("AUSCULT_WHISPER_THREADS", self.whisper.threads.to_string()),
-            ("AUSCULT_WHISPER_COMPUTE_TYPE", self.whisper.compute_type.clone()),
+            (
+                "AUSCULT_WHISPER_COMPUTE_TYPE",
+                self.whisper.compute_type.clone(),
+            ),
         ];
         rows.iter().map(|(k, v)| format!("{k}={v}\n")).collect()
     }
@@ -283,54 +368,105 @@ impl FileConfig {
         put("storage_url", self.storage_url);
         put("engine", self.engine);
         put("max_sessions", self.max_sessions.map(|v| v.to_string()));
-        put("idle_timeout_secs", self.idle_timeout_secs.map(|v| v.to_string()));
-        put("max_duration_secs", self.max_duration_secs.map(|v| v.to_string()));
-        put("max_buffer_bytes", self.max_buffer_bytes.map(|v| v.to_string()));
-        put("max_message_bytes", self.max_message_bytes.map(|v| v.to_string()));
-        put("shutdown_grace_secs", self.shutdown_grace_secs.map(|v| v.to_string()));
+        put(
+            "idle_timeout_secs",
+            self.idle_timeout_secs.map(|v| v.to_string()),
+        );
+        put(
+            "max_duration_secs",
+            self.max_duration_secs.map(|v| v.to_string()),
+        );
+        put(
+            "max_buffer_bytes",
+            self.max_buffer_bytes.map(|v| v.to_string()),
+        );
+        put(
+            "max_message_bytes",
+            self.max_message_bytes.map(|v| v.to_string()),
+        );
+        put(
+            "shutdown_grace_secs",
+            self.shutdown_grace_secs.map(|v| v.to_string()),
+        );
         put("api_tokens", self.api_tokens);
         put("allowed_origins", self.allowed_origins);
-        put("fsync_interval_ms", self.fsync_interval_ms.map(|v| v.to_string()));
-        put("ping_interval_secs", self.ping_interval_secs.map(|v| v.to_string()));
-        put("pong_timeout_secs", self.pong_timeout_secs.map(|v| v.to_string()));
+        put(
+            "fsync_interval_ms",
+            self.fsync_interval_ms.map(|v| v.to_string()),
+        );
+        put(
+            "ping_interval_secs",
+            self.ping_interval_secs.map(|v| v.to_string()),
+        );
+        put(
+            "pong_timeout_secs",
+            self.pong_timeout_secs.map(|v| v.to_string()),
+        );
         put("log_format", self.log_format);
-        put("whisper_model_dir", self.whisper_model_dir.map(|p| p.display().to_string()));
-        put("whisper_threads", self.whisper_threads.map(|v| v.to_string()));
+        put(
+            "whisper_model_dir",
+            self.whisper_model_dir.map(|p| p.display().to_string()),
+        );
+        put(
+            "whisper_threads",
+            self.whisper_threads.map(|v| v.to_string()),
+        );
         put("whisper_compute_type", self.whisper_compute_type);
         m
     }
 }
 
-fn parse<T: std::str::FromStr>(value: Option<&str>, name: &'static str, default: &str) -> Result<T, ConfigError>
+fn parse<T: std::str::FromStr>(
+    value: Option<&str>,
+    name: &'static str,
+    default: &str,
+) -> Result<T, ConfigError>
 where
     T::Err: std::fmt::Display,
 {
     let raw = value.unwrap_or(default).trim();
-    raw.parse::<T>().map_err(|e| invalid(name, format!("{raw:?}: {e}")))
+    raw.parse::<T>()
+        .map_err(|e| invalid(name, format!("{raw:?}: {e}")))
 }
 
 fn parse_tokens(raw: &str) -> Result<Vec<ApiToken>, ConfigError> {
     let mut out = Vec::new();
     for pair in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let (user, token) = pair
-            .split_once(':')
-            .ok_or_else(|| invalid("AUSCULT_API_TOKENS", "expected user:token pairs separated by commas"))?;
+        let (user, token) = pair.split_once(':').ok_or_else(|| {
+            invalid(
+                "AUSCULT_API_TOKENS",
+                "expected user:token pairs separated by commas",
+            )
+        })?;
         let user = user.trim();
         if crate::storage::keys::validate_id(user).is_err() {
-            return Err(invalid("AUSCULT_API_TOKENS", format!("user id {user:?} is not a valid id")));
+            return Err(invalid(
+                "AUSCULT_API_TOKENS",
+                format!("user id {user:?} is not a valid id"),
+            ));
         }
         if token.trim().len() < 8 {
-            return Err(invalid("AUSCULT_API_TOKENS", format!("token for {user:?} is shorter than 8 characters")));
+            return Err(invalid(
+                "AUSCULT_API_TOKENS",
+                format!("token for {user:?} is shorter than 8 characters"),
+            ));
         }
-        out.push(ApiToken { user_id: user.to_owned(), token: SecretString::from(token.trim().to_owned()) });
+        out.push(ApiToken {
+            user_id: user.to_owned(),
+            token: SecretString::from(token.trim().to_owned()),
+        });
     }
     Ok(out)
 }
 
 /// Replaces the password in `scheme://user:password@host/...` with `****`.
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let (authority, path) = rest.split_once('/').map_or((rest, None), |(a, p)| (a, Some(p)));
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest
+        .split_once('/')
+        .map_or((rest, None), |(a, p)| (a, Some(p)));
     let authority = match authority.rsplit_once('@') {
         Some((userinfo, host)) => match userinfo.split_once(':') {
             Some((user, _password)) => format!("{user}:****@{host}"),
@@ -349,7 +485,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -390,7 +529,10 @@ mod tests {
         assert!(c.validate_for_serve().is_err());
         let c = Config::load_from(
             None,
-            &env(&[("AUSCULT_LISTEN", "0.0.0.0:8080"), ("AUSCULT_API_TOKENS", "u1:secret-token")]),
+            &env(&[
+                ("AUSCULT_LISTEN", "0.0.0.0:8080"),
+                ("AUSCULT_API_TOKENS", "u1:secret-token"),
+            ]),
         )
         .unwrap();
         assert!(c.validate_for_serve().is_ok());
@@ -417,6 +559,8 @@ mod tests {
     #[test]
     fn malformed_tokens_are_rejected() {
         assert!(Config::load_from(None, &env(&[("AUSCULT_API_TOKENS", "nocolon")])).is_err());
-        assert!(Config::load_from(None, &env(&[("AUSCULT_API_TOKENS", "../x:longenough")])).is_err());
+        assert!(
+            Config::load_from(None, &env(&[("AUSCULT_API_TOKENS", "../x:longenough")])).is_err()
+        );
     }
 }

@@ -1,1 +1,121 @@
-//! Logging and metrics.
+//! Telemetry: structured logs (text or JSON) and Prometheus metrics.
+//!
+//! Metric names carry units; labels are low-cardinality (never a session id).
+//! Each named event below logs and counts together. Transcript text and audio
+//! never appear in logs: only ids, sizes and codes.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::config::LogFormat;
+use crate::protocol::{CloseReason, ErrorCode};
+
+pub const SESSIONS_ACTIVE: &str = "auscult_sessions_active";
+pub const SESSIONS_STARTED: &str = "auscult_sessions_started_total";
+pub const SESSIONS_CLOSED: &str = "auscult_sessions_closed_total";
+pub const SESSION_DURATION: &str = "auscult_session_duration_seconds";
+pub const AUDIO_BYTES: &str = "auscult_audio_received_bytes_total";
+pub const AUDIO_FRAMES: &str = "auscult_audio_frames_total";
+pub const ENGINE_RESULT_LATENCY: &str = "auscult_engine_result_latency_seconds";
+pub const ENGINE_BACKLOG_BYTES: &str = "auscult_engine_backlog_bytes";
+pub const ENGINE_LAG: &str = "auscult_engine_lag_seconds";
+pub const STORAGE_FAILURES: &str = "auscult_storage_failures_total";
+pub const ERRORS: &str = "auscult_errors_total";
+pub const UPGRADES_REFUSED: &str = "auscult_upgrades_refused_total";
+pub const RECOVERED_SESSIONS: &str = "auscult_sessions_recovered_total";
+
+static PROMETHEUS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the process-wide metrics recorder once (several apps in one test
+/// process share it) and returns the handle `/metrics` renders.
+pub fn metrics_handle() -> Option<PrometheusHandle> {
+    PROMETHEUS
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full(SESSION_DURATION.to_owned()),
+                    &[1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0],
+                )
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Suffix("_latency_seconds".to_owned()),
+                        &[0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0],
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(ENGINE_LAG.to_owned()),
+                        &[0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0],
+                    )
+                })
+                .ok()?;
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).ok()?;
+            Some(handle)
+        })
+        .clone()
+}
+
+/// Sets up logging for the binary. `RUST_LOG` overrides the default level.
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// An `error` event sent to a client.
+pub fn client_error(code: ErrorCode) {
+    metrics::counter!(ERRORS, "code" => code.as_str()).increment(1);
+}
+
+pub fn session_started(
+    session_id: &str,
+    user_id: &str,
+    engine: &str,
+    rate: u32,
+    encoding: &str,
+    channels: u16,
+) {
+    metrics::counter!(SESSIONS_STARTED).increment(1);
+    tracing::info!(
+        event = "session_started",
+        session_id,
+        user_id,
+        engine,
+        rate,
+        encoding,
+        channels
+    );
+}
+
+pub fn session_closed(
+    session_id: &str,
+    reason: CloseReason,
+    duration_s: f64,
+    bytes: u64,
+    finals: usize,
+) {
+    metrics::counter!(SESSIONS_CLOSED, "reason" => reason.as_str()).increment(1);
+    metrics::histogram!(SESSION_DURATION).record(duration_s);
+    tracing::info!(
+        event = "session_closed",
+        session_id,
+        reason = reason.as_str(),
+        duration_s,
+        bytes,
+        finals
+    );
+}
+
+pub fn storage_failure(store: &'static str, session_id: &str, error: &dyn std::fmt::Display) {
+    metrics::counter!(STORAGE_FAILURES, "store" => store).increment(1);
+    tracing::warn!(event = "storage_failed", store, session_id, error = %error);
+}

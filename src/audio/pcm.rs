@@ -62,7 +62,9 @@ impl AudioFormat {
         if !(MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&sample_rate) {
             return Err(FormatError {
                 code: ErrorCode::UnsupportedSampleRate,
-                message: format!("sample rate {sample_rate} is outside {MIN_SAMPLE_RATE}..={MAX_SAMPLE_RATE}"),
+                message: format!(
+                    "sample rate {sample_rate} is outside {MIN_SAMPLE_RATE}..={MAX_SAMPLE_RATE}"
+                ),
             });
         }
         if !(1..=2).contains(&channels) {
@@ -71,7 +73,11 @@ impl AudioFormat {
                 message: format!("{channels} channels: only 1 or 2 are supported"),
             });
         }
-        Ok(AudioFormat { encoding, sample_rate, channels })
+        Ok(AudioFormat {
+            encoding,
+            sample_rate,
+            channels,
+        })
     }
 
     /// Bytes of one frame (one sample for every channel).
@@ -92,7 +98,10 @@ impl AudioFormat {
     pub fn check_frame(&self, len: usize) -> Result<(), FormatError> {
         let unit = self.frame_bytes();
         if len == 0 {
-            return Err(FormatError { code: ErrorCode::BadFrame, message: "empty audio frame".to_owned() });
+            return Err(FormatError {
+                code: ErrorCode::BadFrame,
+                message: "empty audio frame".to_owned(),
+            });
         }
         if len % unit != 0 {
             return Err(FormatError {
@@ -130,7 +139,11 @@ impl AudioFormat {
             Encoding::PcmF32le => {
                 let v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
                 // NaN or out-of-range floats must not poison the engine.
-                if v.is_finite() { v.clamp(-1.0, 1.0) } else { 0.0 }
+                if v.is_finite() {
+                    v.clamp(-1.0, 1.0)
+                } else {
+                    0.0
+                }
             }
         }
     }
@@ -142,10 +155,22 @@ mod tests {
 
     #[test]
     fn rejects_unsupported_formats_with_stable_codes() {
-        assert_eq!(AudioFormat::new("mp3", 16000, 1).unwrap_err().code, ErrorCode::UnsupportedEncoding);
-        assert_eq!(AudioFormat::new("pcm_s16le", 7999, 1).unwrap_err().code, ErrorCode::UnsupportedSampleRate);
-        assert_eq!(AudioFormat::new("pcm_s16le", 48001, 1).unwrap_err().code, ErrorCode::UnsupportedSampleRate);
-        assert_eq!(AudioFormat::new("pcm_s16le", 16000, 3).unwrap_err().code, ErrorCode::UnsupportedChannels);
+        assert_eq!(
+            AudioFormat::new("mp3", 16000, 1).unwrap_err().code,
+            ErrorCode::UnsupportedEncoding
+        );
+        assert_eq!(
+            AudioFormat::new("pcm_s16le", 7999, 1).unwrap_err().code,
+            ErrorCode::UnsupportedSampleRate
+        );
+        assert_eq!(
+            AudioFormat::new("pcm_s16le", 48001, 1).unwrap_err().code,
+            ErrorCode::UnsupportedSampleRate
+        );
+        assert_eq!(
+            AudioFormat::new("pcm_s16le", 16000, 3).unwrap_err().code,
+            ErrorCode::UnsupportedChannels
+        );
         assert!(AudioFormat::new("pcm_f32le", 44100, 2).is_ok());
     }
 
@@ -160,7 +185,10 @@ mod tests {
     #[test]
     fn decodes_s16_stereo_to_mono_average() {
         let f = AudioFormat::new("pcm_s16le", 16000, 2).unwrap();
-        let bytes: Vec<u8> = [16384i16, 0, -32768, -32768].iter().flat_map(|s| s.to_le_bytes()).collect();
+        let bytes: Vec<u8> = [16384i16, 0, -32768, -32768]
+            .iter()
+            .flat_map(|s| s.to_le_bytes())
+            .collect();
         let mut out = Vec::new();
         f.decode_mono_into(&bytes, &mut out);
         assert_eq!(out, vec![0.25, -1.0]);
@@ -169,7 +197,10 @@ mod tests {
     #[test]
     fn decodes_f32_and_sanitizes_non_finite() {
         let f = AudioFormat::new("pcm_f32le", 16000, 1).unwrap();
-        let bytes: Vec<u8> = [0.5f32, f32::NAN, 3.0].iter().flat_map(|s| s.to_le_bytes()).collect();
+        let bytes: Vec<u8> = [0.5f32, f32::NAN, 3.0]
+            .iter()
+            .flat_map(|s| s.to_le_bytes())
+            .collect();
         let mut out = Vec::new();
         f.decode_mono_into(&bytes, &mut out);
         assert_eq!(out, vec![0.5, 0.0, 1.0]);

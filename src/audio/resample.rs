@@ -33,7 +33,13 @@ impl StreamResampler {
         let inner = if input_rate == output_rate {
             None
         } else {
-            let fft = Fft::<f32>::new(input_rate as usize, output_rate as usize, CHUNK_FRAMES, 1, FixedSync::Input)?;
+            let fft = Fft::<f32>::new(
+                input_rate as usize,
+                output_rate as usize,
+                CHUNK_FRAMES,
+                1,
+                FixedSync::Input,
+            )?;
             let out_buf = vec![0.0; fft.output_frames_max()];
             let to_trim = fft.output_delay();
             Some(Inner {
@@ -46,7 +52,11 @@ impl StreamResampler {
                 fft,
             })
         };
-        Ok(StreamResampler { inner, input_rate, output_rate })
+        Ok(StreamResampler {
+            inner,
+            input_rate,
+            output_rate,
+        })
     }
 
     pub fn input_rate(&self) -> u32 {
@@ -83,7 +93,9 @@ impl StreamResampler {
     /// Flushes the tail: the remaining input is padded with silence and the
     /// output is cut to exactly `ceil(frames_in × ratio)` samples in total.
     pub fn finish(&mut self, out: &mut Vec<f32>) {
-        let Some(inner) = self.inner.as_mut() else { return };
+        let Some(inner) = self.inner.as_mut() else {
+            return;
+        };
         let ratio = f64::from(self.output_rate) / f64::from(self.input_rate);
         let expected = (inner.frames_in as f64 * ratio).ceil() as u64;
         let live = inner.pending.len() - inner.start;
@@ -124,9 +136,15 @@ impl Inner {
         ) else {
             return need;
         };
-        let indexing = partial.map(|p| Indexing { partial_len: Some(p), ..Indexing::default() });
+        let indexing = partial.map(|p| Indexing {
+            partial_len: Some(p),
+            ..Indexing::default()
+        });
         // Sizes come from the resampler itself, so processing cannot fail on them.
-        let Ok((_, produced)) = self.fft.process_into_buffer(&buf_in, &mut buf_out, indexing.as_ref()) else {
+        let Ok((_, produced)) =
+            self.fft
+                .process_into_buffer(&buf_in, &mut buf_out, indexing.as_ref())
+        else {
             return need;
         };
         let trim = self.to_trim.min(produced);
@@ -144,14 +162,25 @@ mod tests {
 
     fn sine(rate: u32, hz: f32, secs: f32) -> Vec<f32> {
         let n = (rate as f32 * secs) as usize;
-        (0..n).map(|i| (2.0 * std::f32::consts::PI * hz * i as f32 / rate as f32).sin() * 0.5).collect()
+        (0..n)
+            .map(|i| (2.0 * std::f32::consts::PI * hz * i as f32 / rate as f32).sin() * 0.5)
+            .collect()
     }
 
     fn one_shot(input: &[f32], from: u32, to: u32) -> Vec<f32> {
-        let mut fft = Fft::<f32>::new(from as usize, to as usize, CHUNK_FRAMES, 1, FixedSync::Input).unwrap();
+        let mut fft = Fft::<f32>::new(
+            from as usize,
+            to as usize,
+            CHUNK_FRAMES,
+            1,
+            FixedSync::Input,
+        )
+        .unwrap();
         let adapter = InterleavedSlice::new(input, 1, input.len()).unwrap();
         let out = fft.process_all(&adapter, input.len(), None).unwrap();
-        (0..out.frames()).map(|i| out.read_sample(0, i).unwrap()).collect()
+        (0..out.frames())
+            .map(|i| out.read_sample(0, i).unwrap())
+            .collect()
     }
 
     fn streamed(input: &[f32], from: u32, to: u32, sizes: &[usize]) -> Vec<f32> {
@@ -176,8 +205,15 @@ mod tests {
         let out = streamed(&input, 48_000, 16_000, &[1, 7, 333, 4801, 97, 1024, 3]);
         assert_eq!(out.len(), reference.len());
         assert_eq!(out.len(), 32_000);
-        let max_diff = out.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-        assert!(max_diff < 1e-5, "streamed output differs from one-shot by {max_diff}");
+        let max_diff = out
+            .iter()
+            .zip(&reference)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            max_diff < 1e-5,
+            "streamed output differs from one-shot by {max_diff}"
+        );
     }
 
     #[test]
@@ -196,7 +232,12 @@ mod tests {
 
     #[test]
     fn upsampling_8k_and_odd_rates_produce_the_right_length() {
-        for (from, to) in [(8_000, 16_000), (44_100, 16_000), (11_025, 16_000), (47_999, 16_000)] {
+        for (from, to) in [
+            (8_000, 16_000),
+            (44_100, 16_000),
+            (11_025, 16_000),
+            (47_999, 16_000),
+        ] {
             let input = sine(from, 300.0, 1.5);
             let out = streamed(&input, from, to, &[160, 77]);
             let expected = (input.len() as f64 * to as f64 / from as f64).ceil() as usize;

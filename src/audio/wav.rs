@@ -88,7 +88,14 @@ pub fn parse(bytes: &[u8]) -> Option<ParsedWav> {
         if id == b"data" {
             let (format_tag, channels, sample_rate, bits_per_sample) = fmt?;
             let data_len = len.min(bytes.len() - body);
-            return Some(ParsedWav { format_tag, channels, sample_rate, bits_per_sample, data_offset: body, data_len });
+            return Some(ParsedWav {
+                format_tag,
+                channels,
+                sample_rate,
+                bits_per_sample,
+                data_offset: body,
+                data_len,
+            });
         }
         pos = body + len + (len & 1);
     }
@@ -105,8 +112,14 @@ mod tests {
         let mut file = header(&f, 8);
         file.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
         let p = parse(&file).unwrap();
-        assert_eq!((p.format_tag, p.channels, p.sample_rate, p.bits_per_sample), (1, 2, 48_000, 16));
-        assert_eq!(&file[p.data_offset..p.data_offset + p.data_len], &[1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(
+            (p.format_tag, p.channels, p.sample_rate, p.bits_per_sample),
+            (1, 2, 48_000, 16)
+        );
+        assert_eq!(
+            &file[p.data_offset..p.data_offset + p.data_len],
+            &[1, 2, 3, 4, 5, 6, 7, 8]
+        );
         assert_eq!(p.data_offset, 44);
     }
 
@@ -119,6 +132,9 @@ mod tests {
         file.extend(std::iter::repeat_n(0u8, 400));
         let p = parse(&file).unwrap();
         assert_eq!((p.format_tag, p.bits_per_sample, p.data_len), (3, 32, 400));
-        assert_eq!(u32::from_le_bytes(file[4..8].try_into().unwrap()) as usize, file.len() - 8);
+        assert_eq!(
+            u32::from_le_bytes(file[4..8].try_into().unwrap()) as usize,
+            file.len() - 8
+        );
     }
 }

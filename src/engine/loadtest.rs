@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 
 use super::{
-    Engine, EngineError, EngineEvent, EngineInput, EngineStream, Readiness, STREAM_CHANNEL_DEPTH, StreamParams,
-    TranscriptResult,
+    Engine, EngineError, EngineEvent, EngineInput, EngineStream, Readiness, STREAM_CHANNEL_DEPTH,
+    StreamParams, TranscriptResult,
 };
 
 pub const NAME: &str = "loadtest";
@@ -43,7 +43,11 @@ impl Engine for LoadTestEngine {
         let (audio_tx, audio_rx) = mpsc::channel(STREAM_CHANNEL_DEPTH);
         let (events_tx, events_rx) = mpsc::channel(STREAM_CHANNEL_DEPTH);
         tokio::spawn(run(params.sample_rate, audio_rx, events_tx));
-        Ok(EngineStream { audio: audio_tx, events: events_rx, lag_ms: Arc::new(AtomicU64::new(0)) })
+        Ok(EngineStream {
+            audio: audio_tx,
+            events: events_rx,
+            lag_ms: Arc::new(AtomicU64::new(0)),
+        })
     }
 
     async fn readiness(&self) -> Readiness {
@@ -62,7 +66,10 @@ async fn run(rate: u32, mut audio: mpsc::Receiver<EngineInput>, events: mpsc::Se
                 samples += chunk.len() as u64;
                 while samples / rate > reported_secs {
                     reported_secs += 1;
-                    if emit(&events, reported_secs, reported_secs as f64, samples).await.is_err() {
+                    if emit(&events, reported_secs, reported_secs as f64, samples)
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -121,13 +128,19 @@ mod tests {
             .unwrap();
         // 2.5 s of audio in 100 ms chunks.
         for _ in 0..25 {
-            stream.audio.send(EngineInput::Audio(vec![0.0; 1600])).await.unwrap();
+            stream
+                .audio
+                .send(EngineInput::Audio(vec![0.0; 1600]))
+                .await
+                .unwrap();
         }
         stream.audio.send(EngineInput::Finish).await.unwrap();
         let mut finals = Vec::new();
         loop {
             match stream.events.recv().await.unwrap() {
-                EngineEvent::Transcript(t) if !t.is_partial => finals.push((t.result_id, t.end, t.text)),
+                EngineEvent::Transcript(t) if !t.is_partial => {
+                    finals.push((t.result_id, t.end, t.text))
+                }
                 EngineEvent::Finished => break,
                 _ => {}
             }

@@ -157,10 +157,9 @@ mod tests {
 
     #[test]
     fn start_message_parses_with_defaults() {
-        let msg: ClientMsg = serde_json::from_str(
-            r#"{"type":"start","sample_rate":48000,"encoding":"pcm_s16le"}"#,
-        )
-        .unwrap();
+        let msg: ClientMsg =
+            serde_json::from_str(r#"{"type":"start","sample_rate":48000,"encoding":"pcm_s16le"}"#)
+                .unwrap();
         let ClientMsg::Start(start) = msg else {
             panic!("expected start")
         };
@@ -183,7 +182,10 @@ mod tests {
             engine_lag_ms: None,
         })
         .to_json();
-        assert_eq!(json, r#"{"type":"ack","received_bytes":10,"durable_bytes":8}"#);
+        assert_eq!(
+            json,
+            r#"{"type":"ack","received_bytes":10,"durable_bytes":8}"#
+        );
     }
 
     #[test]

@@ -47,7 +47,6 @@ pub struct ClosedMarker {
 pub struct Spool {
     dir: PathBuf,
     file: Arc<SyncTarget>,
-    header_len: u64,
     data_len: u64,
 }
 
@@ -64,15 +63,21 @@ impl Spool {
         let dir = root.join(&meta.session_id);
         std::fs::create_dir_all(&dir)?;
         write_json(&dir.join(META_FILE), meta)?;
-        let mut file = OpenOptions::new().create_new(true).read(true).write(true).open(dir.join(AUDIO_FILE))?;
+        let mut file = OpenOptions::new()
+            .create_new(true)
+            .read(true)
+            .write(true)
+            .open(dir.join(AUDIO_FILE))?;
         let header = wav::header(&meta.format, 0);
         file.write_all(&header)?;
         file.sync_all()?;
         sync_dir(&dir)?;
         Ok(Spool {
             dir,
-            file: Arc::new(SyncTarget { file, dirty: AtomicBool::new(false) }),
-            header_len: header.len() as u64,
+            file: Arc::new(SyncTarget {
+                file,
+                dirty: AtomicBool::new(false),
+            }),
             data_len: 0,
         })
     }
@@ -144,7 +149,11 @@ pub fn load(dir: &Path) -> std::io::Result<SpoolOnDisk> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(e),
     };
-    Ok(SpoolOnDisk { dir: dir.to_path_buf(), meta, closed })
+    Ok(SpoolOnDisk {
+        dir: dir.to_path_buf(),
+        meta,
+        closed,
+    })
 }
 
 /// Every spool folder under `root` (those without a readable `meta.json` are reported as errors).
@@ -252,7 +261,11 @@ impl SpoolSyncer {
         if let Ok(failures) = result
             && failures > 0
         {
-            tracing::warn!(event = "spool_fsync_failed", failures, "fsync of spool files failed; will retry");
+            tracing::warn!(
+                event = "spool_fsync_failed",
+                failures,
+                "fsync of spool files failed; will retry"
+            );
         }
     }
 }

@@ -14,7 +14,10 @@ pub fn validate_id(id: &str) -> Result<&str, InvalidId> {
     if id.starts_with('.') {
         return Err(InvalidId("must not start with a dot"));
     }
-    if !id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'@' | b'-')) {
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'@' | b'-'))
+    {
         return Err(InvalidId("only letters, digits and . _ @ - are allowed"));
     }
     Ok(id)
@@ -30,7 +33,9 @@ impl SessionKeys {
     pub fn new(user_id: &str, session_id: &str) -> Result<Self, InvalidId> {
         let user = validate_id(user_id)?;
         let session = validate_id(session_id)?;
-        Ok(SessionKeys { prefix: format!("users/{user}/audio/sessions/{session}/") })
+        Ok(SessionKeys {
+            prefix: format!("users/{user}/audio/sessions/{session}/"),
+        })
     }
 
     pub fn prefix(&self) -> &str {
@@ -56,7 +61,9 @@ mod tests {
 
     #[test]
     fn rejects_path_tricks() {
-        for bad in ["", "..", "../x", "a/b", ".hidden", "a\nb", "a\u{0}b", "a b", "é"] {
+        for bad in [
+            "", "..", "../x", "a/b", ".hidden", "a\nb", "a\u{0}b", "a b", "é",
+        ] {
             assert!(validate_id(bad).is_err(), "{bad:?} should be rejected");
         }
         for good in ["u1", "local", "alice@example.org", "0193-abc_def.x"] {

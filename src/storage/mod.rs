@@ -6,7 +6,10 @@ pub mod keys;
 pub mod meta;
 pub mod object;
 
-pub use meta::{FinalSegment, MetadataStore, MigrationStatus, SessionOutcome, SessionRecord, SessionRow, SessionStatus};
+pub use meta::{
+    FinalSegment, MetadataStore, MigrationStatus, SessionOutcome, SessionRecord, SessionRow,
+    SessionStatus,
+};
 pub use object::ObjectStore;
 
 /// A storage failure. `Unavailable` is worth retrying; the others are not.

@@ -109,11 +109,23 @@ pub struct MigrationStatus {
 #[async_trait]
 pub trait MetadataStore: Send + Sync + 'static {
     async fn create_session(&self, record: &SessionRecord) -> Result<(), StorageError>;
-    async fn add_segment(&self, session_id: &str, segment: &FinalSegment) -> Result<(), StorageError>;
+    async fn add_segment(
+        &self,
+        session_id: &str,
+        segment: &FinalSegment,
+    ) -> Result<(), StorageError>;
     async fn segments(&self, session_id: &str) -> Result<Vec<FinalSegment>, StorageError>;
     async fn get_session(&self, session_id: &str) -> Result<Option<SessionRow>, StorageError>;
-    async fn update_received(&self, session_id: &str, received_bytes: u64) -> Result<(), StorageError>;
-    async fn finish_session(&self, session_id: &str, outcome: &SessionOutcome) -> Result<(), StorageError>;
+    async fn update_received(
+        &self,
+        session_id: &str,
+        received_bytes: u64,
+    ) -> Result<(), StorageError>;
+    async fn finish_session(
+        &self,
+        session_id: &str,
+        outcome: &SessionOutcome,
+    ) -> Result<(), StorageError>;
     async fn ping(&self) -> Result<(), StorageError>;
     async fn migrations(&self) -> Result<MigrationStatus, StorageError>;
     fn describe(&self) -> String;

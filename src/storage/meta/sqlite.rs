@@ -6,9 +6,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::Row;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
-use super::{FinalSegment, MetadataStore, MigrationStatus, SessionOutcome, SessionRecord, SessionRow, SessionStatus};
+use super::{
+    FinalSegment, MetadataStore, MigrationStatus, SessionOutcome, SessionRecord, SessionRow,
+    SessionStatus,
+};
 use crate::storage::StorageError;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -31,9 +36,18 @@ impl SqliteMetadataStore {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             tokio::fs::create_dir_all(dir).await?;
         }
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
-        MIGRATOR.run(&pool).await.map_err(|e| StorageError::Unavailable(format!("migrations failed: {e}")))?;
-        Ok(SqliteMetadataStore { pool, path: display(&path) })
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| StorageError::Unavailable(format!("migrations failed: {e}")))?;
+        Ok(SqliteMetadataStore {
+            pool,
+            path: display(&path),
+        })
     }
 }
 
@@ -88,7 +102,8 @@ impl MetadataStore for SqliteMetadataStore {
     }
 
     async fn add_segment(&self, session_id: &str, s: &FinalSegment) -> Result<(), StorageError> {
-        let words = serde_json::to_string(&s.words).map_err(|e| StorageError::Invalid(e.to_string()))?;
+        let words =
+            serde_json::to_string(&s.words).map_err(|e| StorageError::Invalid(e.to_string()))?;
         sqlx::query(
             "INSERT INTO segments (session_id, seq, result_id, start_s, end_s, text, words_json) \
              VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (session_id, seq) DO NOTHING",
@@ -128,11 +143,18 @@ impl MetadataStore for SqliteMetadataStore {
     }
 
     async fn get_session(&self, session_id: &str) -> Result<Option<SessionRow>, StorageError> {
-        let row = sqlx::query("SELECT * FROM sessions WHERE id = ?").bind(session_id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT * FROM sessions WHERE id = ?")
+            .bind(session_id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(row_to_session).transpose()
     }
 
-    async fn update_received(&self, session_id: &str, received_bytes: u64) -> Result<(), StorageError> {
+    async fn update_received(
+        &self,
+        session_id: &str,
+        received_bytes: u64,
+    ) -> Result<(), StorageError> {
         sqlx::query("UPDATE sessions SET received_bytes = ? WHERE id = ?")
             .bind(received_bytes as i64)
             .bind(session_id)
@@ -141,7 +163,11 @@ impl MetadataStore for SqliteMetadataStore {
         Ok(())
     }
 
-    async fn finish_session(&self, session_id: &str, o: &SessionOutcome) -> Result<(), StorageError> {
+    async fn finish_session(
+        &self,
+        session_id: &str,
+        o: &SessionOutcome,
+    ) -> Result<(), StorageError> {
         sqlx::query(
             "UPDATE sessions SET status = ?, close_reason = ?, ended_at_ms = ?, received_bytes = ?, duration_s = ?, \
              audio_key = ?, transcript_key = ?, manifest_key = ? WHERE id = ?",
@@ -166,12 +192,16 @@ impl MetadataStore for SqliteMetadataStore {
     }
 
     async fn migrations(&self) -> Result<MigrationStatus, StorageError> {
-        let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
-            .fetch_one(&self.pool)
-            .await?;
+        let applied: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.pool)
+                .await?;
         let total = MIGRATOR.iter().count();
         let applied = applied as usize;
-        Ok(MigrationStatus { applied, pending: total.saturating_sub(applied) })
+        Ok(MigrationStatus {
+            applied,
+            pending: total.saturating_sub(applied),
+        })
     }
 
     fn describe(&self) -> String {
@@ -188,7 +218,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/nested/m.db", dir.path().display());
         let store = SqliteMetadataStore::open(&url).await.unwrap();
-        assert_eq!(store.migrations().await.unwrap(), MigrationStatus { applied: 1, pending: 0 });
+        assert_eq!(
+            store.migrations().await.unwrap(),
+            MigrationStatus {
+                applied: 1,
+                pending: 0
+            }
+        );
         let record = SessionRecord {
             id: "s1".into(),
             user_id: "u1".into(),
@@ -201,7 +237,14 @@ mod tests {
             started_at_ms: 1_000,
         };
         store.create_session(&record).await.unwrap();
-        let seg = FinalSegment { seq: 0, result_id: "r-1".into(), start: 0.0, end: 1.0, text: "hi".into(), words: vec![] };
+        let seg = FinalSegment {
+            seq: 0,
+            result_id: "r-1".into(),
+            start: 0.0,
+            end: 1.0,
+            text: "hi".into(),
+            words: vec![],
+        };
         store.add_segment("s1", &seg).await.unwrap();
         store.add_segment("s1", &seg).await.unwrap(); // idempotent
         assert_eq!(store.segments("s1").await.unwrap(), vec![seg]);

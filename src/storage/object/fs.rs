@@ -18,7 +18,9 @@ pub struct FsObjectStore {
 impl FsObjectStore {
     pub async fn open(root: &Path) -> Result<Self, StorageError> {
         tokio::fs::create_dir_all(root).await?;
-        Ok(FsObjectStore { root: root.to_path_buf() })
+        Ok(FsObjectStore {
+            root: root.to_path_buf(),
+        })
     }
 
     fn path(&self, key: &str) -> Result<PathBuf, StorageError> {
@@ -28,8 +30,13 @@ impl FsObjectStore {
 }
 
 /// Writes `fill`'s output next to `dest`, fsyncs, renames into place, fsyncs the folder.
-fn write_atomically(dest: &Path, fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>) -> std::io::Result<()> {
-    let dir = dest.parent().ok_or_else(|| std::io::Error::other("object path has no parent"))?;
+fn write_atomically(
+    dest: &Path,
+    fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let dir = dest
+        .parent()
+        .ok_or_else(|| std::io::Error::other("object path has no parent"))?;
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(".tmp-{}", uuid::Uuid::now_v7()));
     let result = (|| {
@@ -46,7 +53,9 @@ fn write_atomically(dest: &Path, fill: impl FnOnce(&mut std::fs::File) -> std::i
     result
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> std::io::Result<T> + Send + 'static) -> Result<T, StorageError> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T, StorageError> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| StorageError::Unavailable(format!("storage task failed: {e}")))?
@@ -55,12 +64,22 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> std::io::Result<T> + Se
 
 #[async_trait]
 impl ObjectStore for FsObjectStore {
-    async fn put_bytes(&self, key: &str, data: Bytes, _content_type: &str) -> Result<(), StorageError> {
+    async fn put_bytes(
+        &self,
+        key: &str,
+        data: Bytes,
+        _content_type: &str,
+    ) -> Result<(), StorageError> {
         let dest = self.path(key)?;
         blocking(move || write_atomically(&dest, |f| f.write_all(&data))).await
     }
 
-    async fn put_file(&self, key: &str, path: &Path, _content_type: &str) -> Result<(), StorageError> {
+    async fn put_file(
+        &self,
+        key: &str,
+        path: &Path,
+        _content_type: &str,
+    ) -> Result<(), StorageError> {
         let dest = self.path(key)?;
         let src = path.to_path_buf();
         blocking(move || {
@@ -90,7 +109,8 @@ impl ObjectStore for FsObjectStore {
 
     async fn check_writable(&self) -> Result<(), StorageError> {
         let key = format!(".health/{}", uuid::Uuid::now_v7());
-        self.put_bytes(&key, Bytes::from_static(b"ok"), "text/plain").await?;
+        self.put_bytes(&key, Bytes::from_static(b"ok"), "text/plain")
+            .await?;
         self.delete(&key).await
     }
 
@@ -107,16 +127,35 @@ mod tests {
     async fn put_get_delete_round_trip_and_key_checks() {
         let dir = tempfile::tempdir().unwrap();
         let store = FsObjectStore::open(dir.path()).await.unwrap();
-        store.put_bytes("users/u/a.json", Bytes::from_static(b"{}"), "application/json").await.unwrap();
-        assert_eq!(store.get("users/u/a.json").await.unwrap().unwrap(), Bytes::from_static(b"{}"));
+        store
+            .put_bytes(
+                "users/u/a.json",
+                Bytes::from_static(b"{}"),
+                "application/json",
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get("users/u/a.json").await.unwrap().unwrap(),
+            Bytes::from_static(b"{}")
+        );
         let src = dir.path().join("src.bin");
         std::fs::write(&src, vec![7u8; 100_000]).unwrap();
-        store.put_file("users/u/b.bin", &src, "application/octet-stream").await.unwrap();
-        assert_eq!(store.get("users/u/b.bin").await.unwrap().unwrap().len(), 100_000);
+        store
+            .put_file("users/u/b.bin", &src, "application/octet-stream")
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get("users/u/b.bin").await.unwrap().unwrap().len(),
+            100_000
+        );
         store.delete("users/u/a.json").await.unwrap();
         assert!(store.get("users/u/a.json").await.unwrap().is_none());
         for bad in ["../x", "/abs", "a//b", "a/./b", ""] {
-            assert!(store.put_bytes(bad, Bytes::new(), "x").await.is_err(), "{bad}");
+            assert!(
+                store.put_bytes(bad, Bytes::new(), "x").await.is_err(),
+                "{bad}"
+            );
         }
         store.check_writable().await.unwrap();
     }

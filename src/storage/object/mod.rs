@@ -15,9 +15,19 @@ use super::StorageError;
 #[async_trait]
 pub trait ObjectStore: Send + Sync + 'static {
     /// Stores `data` at `key`, replacing any previous object. Durable on return.
-    async fn put_bytes(&self, key: &str, data: Bytes, content_type: &str) -> Result<(), StorageError>;
+    async fn put_bytes(
+        &self,
+        key: &str,
+        data: Bytes,
+        content_type: &str,
+    ) -> Result<(), StorageError>;
     /// Stores the file at `path` at `key` (streamed, not read into memory).
-    async fn put_file(&self, key: &str, path: &Path, content_type: &str) -> Result<(), StorageError>;
+    async fn put_file(
+        &self,
+        key: &str,
+        path: &Path,
+        content_type: &str,
+    ) -> Result<(), StorageError>;
     /// Reads an object; `None` when it does not exist.
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StorageError>;
     /// Deletes an object; deleting a missing object is not an error.
@@ -45,7 +55,13 @@ pub async fn open(url: &str) -> Result<SharedObjectStore, StorageError> {
 pub(crate) fn check_key(key: &str) -> Result<(), StorageError> {
     let ok = !key.is_empty()
         && !key.starts_with('/')
-        && key.split('/').all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+        && key
+            .split('/')
+            .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
         && !key.chars().any(char::is_control);
-    if ok { Ok(()) } else { Err(StorageError::Invalid("bad object key".to_owned())) }
+    if ok {
+        Ok(())
+    } else {
+        Err(StorageError::Invalid("bad object key".to_owned()))
+    }
 }

@@ -1,0 +1,178 @@
+//! `GET /v1/stream`: authenticates the upgrade, then pumps WebSocket messages
+//! between the socket and the transport-free session link, with keepalive pings.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+
+use super::AppState;
+use super::http::error_response;
+use crate::session::{self, Inbound, Outbound};
+use crate::telemetry;
+
+#[derive(Debug, Deserialize)]
+pub struct StreamQuery {
+    access_token: Option<String>,
+}
+
+pub async fn stream(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<StreamQuery>,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    let user = match state.auth.check_origin(&headers).and_then(|()| {
+        state
+            .auth
+            .authenticate(&headers, query.access_token.as_deref())
+    }) {
+        Ok(user) => user,
+        Err(e) => {
+            metrics::counter!(telemetry::UPGRADES_REFUSED, "code" => e.code()).increment(1);
+            let mut resp = error_response(e.status(), e.code(), e.message());
+            if e.status() == StatusCode::UNAUTHORIZED {
+                resp.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Bearer"),
+                );
+            }
+            return resp;
+        }
+    };
+    if state.sessions.is_shutting_down() {
+        metrics::counter!(telemetry::UPGRADES_REFUSED, "code" => "server_shutdown").increment(1);
+        return error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_shutdown",
+            "server is shutting down",
+        );
+    }
+    if state.sessions.at_capacity() {
+        metrics::counter!(telemetry::UPGRADES_REFUSED, "code" => "server_at_capacity").increment(1);
+        let mut resp = error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_at_capacity",
+            "server is at capacity, try again later",
+        );
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+        return resp;
+    }
+    let upgrade = match upgrade {
+        Ok(u) => u,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let max = state.sessions.settings().max_message_bytes;
+    let keepalive = state.keepalive;
+    upgrade
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| pump(socket, user, state, keepalive))
+}
+
+/// Ping cadence and how long a silent peer is tolerated.
+#[derive(Debug, Clone, Copy)]
+pub struct Keepalive {
+    pub ping_interval: Duration,
+    pub pong_timeout: Duration,
+}
+
+async fn pump(socket: WebSocket, user: String, state: AppState, keepalive: Keepalive) {
+    let (link, ends) = session::link::pair();
+    state.sessions.accept(user, link);
+    let session::TransportEnds {
+        inbound,
+        mut outbound,
+    } = ends;
+    let (mut sink, mut stream) = socket.split();
+    let epoch = Instant::now();
+    let last_seen = Arc::new(AtomicU64::new(0));
+    let seen = Arc::clone(&last_seen);
+
+    let reader = async move {
+        while let Some(msg) = stream.next().await {
+            seen.store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+            let item = match msg {
+                Ok(Message::Binary(b)) => Inbound::Binary(b),
+                Ok(Message::Text(t)) => Inbound::Text(t.as_str().to_owned()),
+                Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+                Ok(Message::Close(_)) => return,
+                Err(e) if is_too_big(&e) => {
+                    if inbound.send(Inbound::TooBig).await.is_ok() {
+                        // Give the session time to send its error and close frame.
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                    }
+                    return;
+                }
+                Err(_) => return,
+            };
+            if inbound.send(item).await.is_err() {
+                return;
+            }
+        }
+    };
+
+    let writer = async move {
+        let mut ping = tokio::time::interval(keepalive.ping_interval);
+        ping.tick().await;
+        loop {
+            tokio::select! {
+                out = outbound.recv() => match out {
+                    Some(Outbound::Msg(msg)) => {
+                        if sink.send(Message::Text(msg.to_json().into())).await.is_err() {
+                            return;
+                        }
+                    }
+                    Some(Outbound::Close(code, reason)) => {
+                        let frame = CloseFrame { code: code.as_u16(), reason: reason.into() };
+                        let _ = sink.send(Message::Close(Some(frame))).await;
+                        let _ = sink.flush().await;
+                        return;
+                    }
+                    None => {
+                        let _ = sink.close().await;
+                        return;
+                    }
+                },
+                _ = ping.tick() => {
+                    let silent_ms = (epoch.elapsed().as_millis() as u64).saturating_sub(last_seen.load(Ordering::Relaxed));
+                    if silent_ms > keepalive.pong_timeout.as_millis() as u64 {
+                        tracing::info!(event = "client_pong_timeout", silent_ms);
+                        return;
+                    }
+                    if sink.send(Message::Ping(Vec::new().into())).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    };
+
+    // Whichever half ends first ends the connection; the other is dropped with it.
+    tokio::select! {
+        () = reader => {}
+        () = writer => {}
+    }
+}
+
+fn is_too_big(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        let text = err.to_string();
+        if text.contains("Message too long")
+            || text.contains("Space limit exceeded")
+            || text.contains("Frame too long")
+        {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
