@@ -103,7 +103,7 @@ impl AudioFormat {
                 message: "empty audio frame".to_owned(),
             });
         }
-        if len % unit != 0 {
+        if !len.is_multiple_of(unit) {
             return Err(FormatError {
                 code: ErrorCode::BadFrame,
                 message: format!(

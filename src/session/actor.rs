@@ -379,7 +379,7 @@ impl Actor {
         }
         if self.backlog.is_empty() {
             match self.engine.audio.try_send(EngineInput::Audio(chunk)) {
-                Ok(()) => return,
+                Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(EngineInput::Audio(chunk))) => {
                     self.queue_backlog(chunk)
                 }

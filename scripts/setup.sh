@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Shared set-up for scripts/run.sh and scripts/test.sh: installs what building,
+# running and testing Auscult needs on a fresh Debian machine, idempotently.
+# Source it; it defines functions and sets CARGO_TARGET_DIR.
+
+set -euo pipefail
+
+AUSCULT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+# A target directory outside the checkout, so fresh clones (CI) reuse earlier builds.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/auscult-target}"
+
+log() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+APT_UPDATED=0
+# ensure_apt PKG...: installs the Debian packages that are missing.
+ensure_apt() {
+    local missing=()
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$APT_UPDATED" -eq 0 ]; then
+        log "apt-get update"
+        as_root apt-get update -qq
+        APT_UPDATED=1
+    fi
+    log "installing ${missing[*]}"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Build tools: cmake and a C++ compiler build the embedded speech engine (CTranslate2).
+ensure_build_deps() {
+    ensure_apt build-essential cmake pkg-config unzip
+}
+
+# The Whisper model for the default engine (scripts/fetch-model.sh is idempotent).
+ensure_model() {
+    local dest="${AUSCULT_WHISPER_MODEL_DIR:-$AUSCULT_ROOT/models/whisper-tiny.en}"
+    if [ -x "$AUSCULT_ROOT/scripts/fetch-model.sh" ]; then
+        "$AUSCULT_ROOT/scripts/fetch-model.sh" "$dest"
+    fi
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every check and test on a fresh machine: installs what the tests need
+# (Debian packages, the Whisper model), then rustfmt, clippy and the test suite.
+source "$(dirname "$0")/setup.sh"
+cd "$AUSCULT_ROOT"
+ensure_build_deps
+ensure_apt espeak-ng sox
+ensure_model
+export AUSCULT_WHISPER_MODEL_DIR="${AUSCULT_WHISPER_MODEL_DIR:-$AUSCULT_ROOT/models/whisper-tiny.en}"
+
+log "cargo fmt --check"
+cargo fmt --check
+log "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets -- -D warnings
+log "tests"
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --no-fail-fast "$@"
+    # nextest does not run doctests.
+    cargo test --doc
+else
+    cargo test --no-fail-fast "$@"
+fi
