@@ -1,0 +1,148 @@
+//! The black-box harness: the real app on port 0 with its own temp data
+//! directory, a WebSocket client that speaks the protocol, test audio, and
+//! readers for what ended up stored (objects and database rows).
+#![allow(dead_code)]
+
+pub mod audio;
+pub mod client;
+pub mod engine;
+pub mod process;
+pub mod stored;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use auscult::engine::{EngineRegistry, LoadTestEngine, SharedEngine};
+use auscult::{App, Config, StartupError};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use audio::*;
+pub use client::*;
+pub use engine::ScriptedEngine;
+pub use stored::*;
+
+/// How long any wait for the server may take before the test fails. Generous:
+/// the test machine is small and busy.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub data_dir: TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), StartupError>>>,
+}
+
+/// The scripted engine (default) plus the built-in load-test engine.
+pub fn default_engines() -> Vec<SharedEngine> {
+    vec![
+        ScriptedEngine::new().shared(),
+        std::sync::Arc::new(LoadTestEngine::new()),
+    ]
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(&[], default_engines()).await
+    }
+
+    pub async fn spawn_env(env: &[(&str, &str)]) -> TestApp {
+        Self::spawn_with(env, default_engines()).await
+    }
+
+    /// Builds the app from `AUSCULT_*` pairs over a fresh data directory and serves it on port 0.
+    pub async fn spawn_with(env: &[(&str, &str)], engines: Vec<SharedEngine>) -> TestApp {
+        let data_dir = tempfile::tempdir().expect("temp data dir");
+        let mut vars: BTreeMap<String, String> = BTreeMap::new();
+        vars.insert(
+            "AUSCULT_DATA_DIR".into(),
+            data_dir.path().display().to_string(),
+        );
+        for (k, v) in env {
+            vars.insert((*k).to_owned(), (*v).to_owned());
+        }
+        let config = Config::load_from(None, &vars).expect("test config");
+        let app = App::build_with_engines(config, EngineRegistry::with_engines(engines))
+            .await
+            .expect("app builds");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind port 0");
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(app.run(listener, async move {
+            let _ = rx.await;
+        }));
+        TestApp {
+            addr,
+            data_dir,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub fn data_path(&self) -> &Path {
+        self.data_dir.path()
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/v1/stream", self.addr)
+    }
+
+    pub fn http_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Opens `/v1/stream` with no credentials (the loopback `local` user).
+    pub async fn connect_ws(&self) -> WsClient {
+        WsClient::connect(&self.ws_url(), &[])
+            .await
+            .expect("websocket upgrade")
+    }
+
+    /// Opens `/v1/stream` with a bearer token.
+    pub async fn connect_ws_as(&self, token: &str) -> WsClient {
+        let auth = format!("Bearer {token}");
+        WsClient::connect(&self.ws_url(), &[("authorization", auth.as_str())])
+            .await
+            .expect("websocket upgrade")
+    }
+
+    /// What the session's objects and database row say, once stored.
+    pub async fn stored(&self, user: &str, session_id: &str) -> StoredSession {
+        StoredSession::read(self.data_path(), user, session_id).await
+    }
+
+    pub fn object_path(&self, key: &str) -> PathBuf {
+        self.data_path().join("objects").join(key)
+    }
+
+    /// Triggers shutdown and waits for the app to drain and return.
+    pub async fn stop(mut self) {
+        self.shutdown_and_wait().await;
+    }
+
+    async fn shutdown_and_wait(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let result = tokio::time::timeout(Duration::from_secs(40), task)
+                .await
+                .expect("app stops within its grace period")
+                .expect("app task does not panic");
+            result.expect("app run returns Ok");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
