@@ -161,6 +161,25 @@ impl WsClient {
             .expect("send binary");
     }
 
+    /// Sends a binary frame, tolerating a connection the server already closed.
+    pub async fn try_send_binary(&mut self, bytes: &[u8]) -> bool {
+        self.ws
+            .send(Message::Binary(bytes.to_vec().into()))
+            .await
+            .is_ok()
+    }
+
+    /// Reads whatever the server sent within `wait`, without failing when it sent nothing.
+    pub async fn drain_for(&mut self, wait: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + wait;
+        while !self.ended {
+            let Ok(item) = tokio::time::timeout_at(deadline, self.next_event()).await else {
+                return;
+            };
+            drop(item);
+        }
+    }
+
     /// Sends `start` and waits for `ready`.
     pub async fn start(&mut self, rate: u32, enc: Enc, channels: u16) -> ReadyMsg {
         self.send_json(&start_json(rate, enc.name(), channels))
