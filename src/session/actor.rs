@@ -189,7 +189,7 @@ impl Actor {
             backlog_bytes: 0,
             link: Some(o.link),
             attach_rx: o.attach_rx,
-            write_buf: Vec::with_capacity(64 * 1024),
+            write_buf: Vec::new(),
             mono: Vec::new(),
             finals: Vec::new(),
             finalized: HashSet::new(),
