@@ -120,9 +120,12 @@ impl TestApp {
         self.data_path().join("objects").join(key)
     }
 
-    /// Triggers shutdown and waits for the app to drain and return.
-    pub async fn stop(mut self) {
+    /// Triggers shutdown and waits for the app to drain and return. Hands back
+    /// the data directory for tests that inspect it afterwards.
+    pub async fn stop(mut self) -> TempDir {
         self.shutdown_and_wait().await;
+        let empty = tempfile::tempdir().expect("temp dir");
+        std::mem::replace(&mut self.data_dir, empty)
     }
 
     async fn shutdown_and_wait(&mut self) {
