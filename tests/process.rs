@@ -1,0 +1,172 @@
+//! The real binary: crash recovery after SIGKILL, the SIGTERM drain, refusing
+//! unsafe configurations, and `auscult config check`.
+
+mod common;
+
+use std::time::Duration;
+
+use auscult::protocol::{CloseReason, ServerMsg};
+use common::process::{ServerProcess, command, free_port};
+use common::*;
+use nix::sys::signal::Signal;
+
+async fn connect(server: &ServerProcess) -> WsClient {
+    WsClient::connect(&server.ws_url(), &[])
+        .await
+        .expect("upgrade")
+}
+
+#[tokio::test]
+async fn a_killed_server_stores_exactly_the_acked_audio_as_recovered_at_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let mut server = ServerProcess::start(data.path(), &[]).await;
+    let mut ws = connect(&server).await;
+    let ready = ws.start(16_000, Enc::S16, 1).await;
+    let audio = tone(Enc::S16, 16_000, 1, 2.2);
+    ws.send_audio(&audio, 3200).await;
+    let ack = ws.wait_durable(audio.len() as u64).await;
+    assert_eq!(ack.durable_bytes, audio.len() as u64);
+    let finals_seen: Vec<(String, String)> = finals(&ws.log)
+        .iter()
+        .map(|t| (t.result_id.clone(), t.text.clone()))
+        .collect();
+    server.kill().await;
+    drop(ws);
+    let row = session_row(data.path(), &ready.session_id).await;
+    assert_eq!(
+        row.map(|r| r.status).as_deref(),
+        Some("live"),
+        "not stored before restart"
+    );
+
+    let mut restarted = ServerProcess::start(data.path(), &[]).await;
+    let stored = StoredSession::read(data.path(), "local", &ready.session_id).await;
+    stored.assert_audio(&audio, Enc::S16, 16_000, 1);
+    stored.assert_status("recovered", "recovered");
+    let segments = stored.transcript_segments();
+    assert!(
+        segments.starts_with(&finals_seen),
+        "finals the client saw {finals_seen:?} are kept in order: {segments:?}"
+    );
+    assert!(
+        !data.path().join("spool").join(&ready.session_id).exists(),
+        "the spool is removed once stored"
+    );
+    restarted.signal(Signal::SIGTERM);
+    assert!(restarted.wait().await.success());
+}
+
+#[tokio::test]
+async fn sigterm_drains_a_live_session_stored_then_closed_and_exits_zero() {
+    let data = tempfile::tempdir().unwrap();
+    let mut server = ServerProcess::start(data.path(), &[]).await;
+    let mut ws = connect(&server).await;
+    let ready = ws.start(48_000, Enc::F32, 2).await;
+    let audio = tone(Enc::F32, 48_000, 2, 1.0);
+    ws.send_audio(&audio, 38_400).await;
+    ws.wait_durable(audio.len() as u64).await;
+    server.signal(Signal::SIGTERM);
+    let end = ws.collect_until_close().await;
+    let stored_at = end
+        .position(|m| matches!(m, ServerMsg::Stored(_)))
+        .unwrap_or_else(|| {
+            panic!(
+                "no stored: {:?} close {:?}; server log:\n{}",
+                end.msgs,
+                end.close_code,
+                server.log_text()
+            )
+        });
+    let closed_at = end
+        .position(|m| matches!(m, ServerMsg::Closed(c) if c.reason == CloseReason::ServerShutdown))
+        .unwrap_or_else(|| panic!("no closed server_shutdown: {:?}", end.msgs));
+    assert!(stored_at < closed_at, "stored comes before closed");
+    assert_eq!(end.close_code, Some(1001));
+    let status = server.wait().await;
+    assert!(status.success(), "exit {status}: {}", server.log_text());
+    let stored = StoredSession::read(data.path(), "local", &ready.session_id).await;
+    stored.assert_audio(&audio, Enc::F32, 48_000, 2);
+    stored.assert_status("stored", "server_shutdown");
+}
+
+#[tokio::test]
+async fn sigterm_with_no_sessions_exits_zero() {
+    let data = tempfile::tempdir().unwrap();
+    let mut server = ServerProcess::start(data.path(), &[]).await;
+    server.signal(Signal::SIGTERM);
+    let status = server.wait().await;
+    assert!(status.success(), "exit {status}: {}", server.log_text());
+}
+
+/// Runs the binary to completion with `args` and a clean environment plus `env`.
+async fn run(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = command(env);
+    cmd.args(args);
+    tokio::time::timeout(Duration::from_secs(20), cmd.output())
+        .await
+        .expect("auscult exits")
+        .expect("run auscult")
+}
+
+#[tokio::test]
+async fn the_server_refuses_to_start_on_a_public_address_without_tokens() {
+    let data = tempfile::tempdir().unwrap();
+    let listen = format!("0.0.0.0:{}", free_port());
+    let out = run(
+        &[],
+        &[
+            ("AUSCULT_ENGINE", "loadtest"),
+            ("AUSCULT_LISTEN", &listen),
+            ("AUSCULT_DATA_DIR", data.path().to_str().unwrap()),
+        ],
+    )
+    .await;
+    assert!(!out.status.success(), "must not start");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("AUSCULT_API_TOKENS"), "{stderr}");
+}
+
+#[tokio::test]
+async fn config_check_prints_the_configuration_without_token_values() {
+    let secret = "very-secret-token-42";
+    let tokens = format!("alice:{secret}");
+    let out = run(
+        &["config", "check"],
+        &[
+            ("AUSCULT_API_TOKENS", &tokens),
+            (
+                "AUSCULT_DATABASE_URL",
+                "postgres://app:db-password-77@db:5432/auscult",
+            ),
+            ("AUSCULT_MAX_SESSIONS", "17"),
+        ],
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("AUSCULT_MAX_SESSIONS=17"), "{stdout}");
+    assert!(stdout.contains("alice"), "{stdout}");
+    for leaked in [secret, "db-password-77"] {
+        assert!(
+            !stdout.contains(leaked) && !stderr.contains(leaked),
+            "{leaked} leaked: {stdout}{stderr}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn config_check_fails_on_a_public_address_without_tokens() {
+    let out = run(&["config", "check"], &[("AUSCULT_LISTEN", "0.0.0.0:8080")]).await;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("AUSCULT_API_TOKENS"), "{stderr}");
+}
+
+#[tokio::test]
+async fn an_invalid_setting_is_named_and_the_server_does_not_start() {
+    let out = run(&[], &[("AUSCULT_MAX_SESSIONS", "many")]).await;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("AUSCULT_MAX_SESSIONS"), "{stderr}");
+}
