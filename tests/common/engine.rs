@@ -114,7 +114,7 @@ impl ScriptedEngine {
                     }
                     while (words_done + 1) * self.word_ms <= ms {
                         words_done += 1;
-                        let done_segment = words_done % self.words_per_segment == 0;
+                        let done_segment = words_done.is_multiple_of(self.words_per_segment);
                         if self.emit(&events, words_done, !done_segment).await.is_err() {
                             return;
                         }
