@@ -256,6 +256,24 @@ impl WsClient {
         }
     }
 
+    /// Waits for a WebSocket ping from the server (recording any messages on the way).
+    pub async fn wait_ping(&mut self) {
+        loop {
+            let item = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("no ping within {WAIT:?}"));
+            match item {
+                Some(Ok(Message::Ping(_))) => return,
+                Some(Ok(Message::Text(text))) => {
+                    let msg: ServerMsg = serde_json::from_str(text.as_str()).expect("server JSON");
+                    self.log.push(msg);
+                }
+                Some(Ok(_)) => {}
+                other => panic!("connection ended while waiting for a ping: {other:?}"),
+            }
+        }
+    }
+
     pub async fn recv(&mut self) -> ServerMsg {
         match self.next_event().await {
             Event::Msg(m) => m,
