@@ -193,3 +193,30 @@ async fn transcripts_continue_on_the_resumed_connection() {
     assert_eq!(ids, ["seg-0", "seg-1"], "one final per segment, in order");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_dropped_session_can_be_resumed_while_the_server_is_at_capacity() {
+    // The detached session still holds its slot; resuming it must not need a second one.
+    let app = TestApp::spawn_env(&[("AUSCULT_MAX_SESSIONS", "1")]).await;
+    let audio = tone(Enc::S16, RATE, 1, 1.0);
+    let mut ws = app.connect_ws().await;
+    let id = ws.start(RATE, Enc::S16, 1).await.session_id;
+    ws.send_audio(&audio[..16_000], 3200).await;
+    ws.wait_durable(16_000).await;
+    ws.drop_abruptly();
+
+    let mut again = WsClient::connect(&app.ws_url(), &[])
+        .await
+        .unwrap_or_else(|e| panic!("the owner's resume upgrade was refused: {e:?}"));
+    let from = again
+        .resume(RATE, Enc::S16, 1, &id, 16_000)
+        .await
+        .resume_from_bytes
+        .unwrap() as usize;
+    again.send_audio(&audio[from..], 3200).await;
+    again.stop_and_collect().await;
+    app.stored("local", &id)
+        .await
+        .assert_audio(&audio, Enc::S16, RATE, 1);
+    app.stop().await;
+}
