@@ -53,9 +53,50 @@ pub fn metrics_handle() -> Option<PrometheusHandle> {
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).ok()?;
+            describe();
             Some(handle)
         })
         .clone()
+}
+
+/// Describes the core series and gives them a value, so `/metrics` shows them
+/// from the first scrape (the exporter omits series that were never written).
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_gauge!(SESSIONS_ACTIVE, "Sessions admitted and not yet stored");
+    describe_counter!(SESSIONS_STARTED, "Sessions started");
+    describe_counter!(SESSIONS_CLOSED, "Sessions closed, by reason");
+    describe_histogram!(
+        SESSION_DURATION,
+        Unit::Seconds,
+        "Wall-clock length of sessions"
+    );
+    describe_counter!(AUDIO_BYTES, Unit::Bytes, "Audio bytes received and spooled");
+    describe_counter!(AUDIO_FRAMES, "Audio frames received");
+    describe_histogram!(
+        ENGINE_RESULT_LATENCY,
+        Unit::Seconds,
+        "From receiving audio to the engine's result for it"
+    );
+    describe_gauge!(
+        ENGINE_BACKLOG_BYTES,
+        Unit::Bytes,
+        "Audio queued for engines that are behind"
+    );
+    describe_histogram!(
+        ENGINE_LAG,
+        Unit::Seconds,
+        "How far engines trail the audio, sampled per session each second"
+    );
+    describe_counter!(STORAGE_FAILURES, "Storage operations that failed, by store");
+    describe_counter!(ERRORS, "Error events sent to clients, by code");
+    describe_counter!(UPGRADES_REFUSED, "WebSocket upgrades refused, by code");
+    describe_counter!(RECOVERED_SESSIONS, "Spooled sessions stored at startup");
+    metrics::gauge!(SESSIONS_ACTIVE).set(0.0);
+    metrics::gauge!(ENGINE_BACKLOG_BYTES).set(0.0);
+    metrics::counter!(SESSIONS_STARTED).absolute(0);
+    metrics::counter!(AUDIO_BYTES).absolute(0);
+    metrics::counter!(AUDIO_FRAMES).absolute(0);
 }
 
 /// Sets up logging for the binary. `RUST_LOG` overrides the default level.

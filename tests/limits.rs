@@ -119,12 +119,39 @@ async fn a_session_streaming_past_max_duration_is_cut_there_and_what_it_accepted
 
 #[tokio::test]
 async fn an_upgrade_at_capacity_is_refused_with_http_503() {
+    let app = TestApp::spawn_env(&[
+        ("AUSCULT_MAX_SESSIONS", "1"),
+        (
+            "AUSCULT_API_TOKENS",
+            "alice:alice-token-0001,bob:bob-token-00002",
+        ),
+    ])
+    .await;
+    let mut first = app.connect_ws_as("alice-token-0001").await;
+    first.start(16_000, Enc::S16, 1).await;
+    let refused = WsClient::connect(
+        &app.ws_url(),
+        &[("authorization", "Bearer bob-token-00002")],
+    )
+    .await;
+    let err = refused.err().expect("second upgrade is refused");
+    assert_eq!(refused_status(&err), Some(503), "{err:?}");
+    first.stop_and_collect().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_new_session_from_the_owner_of_the_only_slot_is_refused_with_1013() {
+    // The owner of a live session passes the upgrade (it may be a resume), but a
+    // new session still finds no free slot.
     let app = TestApp::spawn_env(&[("AUSCULT_MAX_SESSIONS", "1")]).await;
     let mut first = app.connect_ws().await;
     first.start(16_000, Enc::S16, 1).await;
-    let refused = WsClient::connect(&app.ws_url(), &[]).await;
-    let err = refused.err().expect("second upgrade is refused");
-    assert_eq!(refused_status(&err), Some(503), "{err:?}");
+    let mut second = app.connect_ws().await;
+    second.send_json(&start_json(16_000, "pcm_s16le", 1)).await;
+    let e = second.expect_error(ErrorCode::ServerAtCapacity).await;
+    assert!(e.fatal);
+    assert_eq!(second.collect_until_close().await.close_code, Some(1013));
     first.stop_and_collect().await;
     app.stop().await;
 }

@@ -37,8 +37,8 @@ impl Source {
                     args.rate,
                     (0..n)
                         .map(|i| {
-                            0.3 * (6.2832 * 220.0 * t(i)).sin()
-                                + 0.2 * (6.2832 * 330.0 * t(i)).sin()
+                            0.3 * (std::f32::consts::TAU * 220.0 * t(i)).sin()
+                                + 0.2 * (std::f32::consts::TAU * 330.0 * t(i)).sin()
                         })
                         .collect(),
                 )

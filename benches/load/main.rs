@@ -120,10 +120,10 @@ async fn run(args: Args) -> Result<stats::Report, String> {
         Some(s) => Some(s.stop().await),
         None => None,
     };
-    let verified = match &args.data_dir {
-        Some(dir) => Some(verify(dir, &outcomes, &source)),
-        None => None,
-    };
+    let verified = args
+        .data_dir
+        .as_ref()
+        .map(|dir| verify(dir, &outcomes, &source));
     Ok(stats::Report::new(
         &args, &outcomes, elapsed, server, verified,
     ))

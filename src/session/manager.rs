@@ -113,6 +113,24 @@ impl SessionManager {
         self.active() >= self.shared.settings.max_sessions
     }
 
+    /// Whether `user_id` owns a live session (which a new connection may resume
+    /// even when the server is at capacity: resuming takes no new slot).
+    pub fn has_session_for(&self, user_id: &str) -> bool {
+        self.shared.sessions.iter().any(|h| h.user_id == user_id)
+    }
+
+    /// Runs a connection's I/O as a tracked task, so shutdown waits until its
+    /// last messages (`stored`, `closed`, the close frame) are flushed.
+    pub fn track_connection<F>(
+        &self,
+        io: F,
+    ) -> impl std::future::Future<Output = ()> + Send + use<F>
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.shared.tracker.track_future(io)
+    }
+
     pub fn is_shutting_down(&self) -> bool {
         self.shared.shutdown.is_cancelled()
     }

@@ -54,7 +54,9 @@ pub async fn stream(
             "server is shutting down",
         );
     }
-    if state.sessions.at_capacity() {
+    // A resume takes no new slot, so the owner of a live session is let through;
+    // a new session is still refused after `start` when no slot is free.
+    if state.sessions.at_capacity() && !state.sessions.has_session_for(&user) {
         metrics::counter!(telemetry::UPGRADES_REFUSED, "code" => "server_at_capacity").increment(1);
         let mut resp = error_response(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -74,7 +76,10 @@ pub async fn stream(
     upgrade
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| pump(socket, user, state, keepalive))
+        .on_upgrade(move |socket| {
+            let sessions = state.sessions.clone();
+            sessions.track_connection(pump(socket, user, state, keepalive))
+        })
 }
 
 /// Ping cadence and how long a silent peer is tolerated.
