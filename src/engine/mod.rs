@@ -6,6 +6,8 @@
 
 mod loadtest;
 mod registry;
+#[cfg(feature = "whisper")]
+pub mod whisper;
 
 pub use loadtest::LoadTestEngine;
 pub use registry::EngineRegistry;
@@ -60,9 +62,14 @@ pub struct TranscriptResult {
 pub enum EngineEvent {
     Transcript(TranscriptResult),
     /// A non-fatal problem the client should hear about (e.g. `engine_retrying`).
-    Warning { code: crate::protocol::ErrorCode, message: String },
+    Warning {
+        code: crate::protocol::ErrorCode,
+        message: String,
+    },
     /// The stream failed for good. The session stores its audio and closes `engine_failed`.
-    Failed { message: String },
+    Failed {
+        message: String,
+    },
     /// All finals for the audio pushed before `Finish` have been sent.
     Finished,
 }
@@ -85,11 +92,17 @@ pub struct Readiness {
 
 impl Readiness {
     pub fn ready(detail: impl Into<String>) -> Self {
-        Readiness { ready: true, detail: detail.into() }
+        Readiness {
+            ready: true,
+            detail: detail.into(),
+        }
     }
 
     pub fn not_ready(detail: impl Into<String>) -> Self {
-        Readiness { ready: false, detail: detail.into() }
+        Readiness {
+            ready: false,
+            detail: detail.into(),
+        }
     }
 }
 

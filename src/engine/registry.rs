@@ -8,7 +8,13 @@ use super::{Engine, LoadTestEngine, Readiness, SharedEngine};
 use crate::config::Config;
 
 /// Names of every engine this build knows, whether or not it is configured.
-pub const KNOWN_ENGINES: &[&str] = &["whisper", "transcribe-medical", "transcribe", "riva", "loadtest"];
+pub const KNOWN_ENGINES: &[&str] = &[
+    "whisper",
+    "transcribe-medical",
+    "transcribe",
+    "riva",
+    "loadtest",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -32,7 +38,10 @@ impl EngineRegistry {
     /// available `loadtest` engine). Local models are loaded and warmed here,
     /// before the listener opens.
     pub async fn from_config(config: &Config) -> Result<Self, RegistryError> {
-        let mut registry = EngineRegistry { engines: BTreeMap::new(), default: config.engine.clone() };
+        let mut registry = EngineRegistry {
+            engines: BTreeMap::new(),
+            default: config.engine.clone(),
+        };
         registry.insert(Arc::new(LoadTestEngine::new()));
         if !registry.engines.contains_key(&config.engine) {
             let engine = build_engine(&config.engine, config).await?;
@@ -44,8 +53,14 @@ impl EngineRegistry {
     /// A registry over the given engines; the first is the default. Used by tests
     /// and embedders that bring their own engine.
     pub fn with_engines(engines: Vec<SharedEngine>) -> Self {
-        let default = engines.first().map(|e| e.name().to_owned()).unwrap_or_default();
-        let mut registry = EngineRegistry { engines: BTreeMap::new(), default };
+        let default = engines
+            .first()
+            .map(|e| e.name().to_owned())
+            .unwrap_or_default();
+        let mut registry = EngineRegistry {
+            engines: BTreeMap::new(),
+            default,
+        };
         for engine in engines {
             registry.insert(engine);
         }
@@ -62,7 +77,9 @@ impl EngineRegistry {
 
     /// Resolves a session's requested engine (or the default).
     pub fn get(&self, requested: Option<&str>) -> Option<SharedEngine> {
-        self.engines.get(requested.unwrap_or(&self.default)).cloned()
+        self.engines
+            .get(requested.unwrap_or(&self.default))
+            .cloned()
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
@@ -79,13 +96,39 @@ impl EngineRegistry {
     }
 }
 
-async fn build_engine(name: &str, _config: &Config) -> Result<Arc<dyn Engine>, RegistryError> {
+async fn build_engine(name: &str, config: &Config) -> Result<Arc<dyn Engine>, RegistryError> {
     match name {
         "loadtest" => Ok(Arc::new(LoadTestEngine::new())),
-        "whisper" | "transcribe-medical" | "transcribe" | "riva" => Err(RegistryError::NotBuilt {
+        "whisper" => build_whisper(config).await,
+        "transcribe-medical" | "transcribe" | "riva" => Err(RegistryError::NotBuilt {
             name: name.to_owned(),
             why: "not implemented yet",
         }),
         other => Err(RegistryError::Unknown(other.to_owned())),
     }
+}
+
+/// Loads and warms the model on a blocking thread; the server awaits this
+/// before it opens the listener.
+#[cfg(feature = "whisper")]
+async fn build_whisper(config: &Config) -> Result<Arc<dyn Engine>, RegistryError> {
+    let settings = config.whisper.clone();
+    let startup = |message: String| RegistryError::Startup {
+        name: "whisper".to_owned(),
+        message,
+    };
+    let engine =
+        tokio::task::spawn_blocking(move || super::whisper::WhisperEngine::load(&settings))
+            .await
+            .map_err(|e| startup(format!("model loading panicked: {e}")))?
+            .map_err(|e| startup(e.to_string()))?;
+    Ok(Arc::new(engine))
+}
+
+#[cfg(not(feature = "whisper"))]
+async fn build_whisper(_config: &Config) -> Result<Arc<dyn Engine>, RegistryError> {
+    Err(RegistryError::NotBuilt {
+        name: "whisper".to_owned(),
+        why: "built without the `whisper` cargo feature",
+    })
 }
