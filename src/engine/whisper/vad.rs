@@ -27,7 +27,7 @@ pub enum VadEvent {
     SpeechEnd,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Vad {
     /// Unknown until the first frame, which sets it: a stream that starts
     /// in steady noise must not read the noise as speech while the floor
@@ -36,17 +36,6 @@ pub struct Vad {
     in_speech: bool,
     loud_run: u32,
     quiet_run: u32,
-}
-
-impl Default for Vad {
-    fn default() -> Self {
-        Vad {
-            floor_db: None,
-            in_speech: false,
-            loud_run: 0,
-            quiet_run: 0,
-        }
-    }
 }
 
 impl Vad {
