@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use ct2rs::sys::{ComputeType, Config, Device, StorageView, Whisper, WhisperOptions};
 
+use super::agreement::TimedWord;
 use super::mel::{LogMel, N_FRAMES, N_MELS, SAMPLE_RATE};
 use super::tokenizer::{START_OF_TRANSCRIPT, Segment, Tokenizer};
 
@@ -48,6 +49,30 @@ impl Hypothesis {
     pub fn is_silence(&self) -> bool {
         self.segments.is_empty()
             || (self.no_speech_prob > NO_SPEECH_THRESHOLD && self.avg_logprob < LOGPROB_THRESHOLD)
+    }
+
+    /// Words with times in seconds from the stream start, for a window that
+    /// begins at `offset` and holds `limit` seconds of audio. The model gives
+    /// segment times; a segment's span is shared by its words in proportion
+    /// to their length.
+    pub fn words(&self, offset: f64, limit: f64) -> Vec<TimedWord> {
+        let mut out = Vec::new();
+        for segment in &self.segments {
+            let (start, end) = (segment.start.min(limit), segment.end.min(limit));
+            let parts: Vec<&str> = segment.text.split_whitespace().collect();
+            let weight: usize = parts.iter().map(|p| p.chars().count() + 1).sum();
+            let mut at = start;
+            for part in parts {
+                let span = (end - start) * (part.chars().count() + 1) as f64 / weight.max(1) as f64;
+                out.push(TimedWord {
+                    text: part.to_owned(),
+                    start: offset + at,
+                    end: offset + at + span,
+                });
+                at += span;
+            }
+        }
+        out
     }
 }
 

@@ -162,10 +162,12 @@ impl StreamState {
     pub fn apply(&mut self, hypothesis: &Hypothesis, decoded_len: usize) {
         self.last_decode = Instant::now();
         self.decoded_len = decoded_len;
+        let offset = self.window_start as f64 / RATE as f64;
+        let limit = decoded_len as f64 / RATE as f64;
         let words = if hypothesis.is_silence() {
             Vec::new()
         } else {
-            self.words(hypothesis, decoded_len)
+            hypothesis.words(offset, limit)
         };
         self.agreement.insert(words);
         if self.utterance_over {
@@ -191,30 +193,6 @@ impl StreamState {
         } else {
             self.emit_partial();
         }
-    }
-
-    /// Segments spread over their words in proportion to word length (the
-    /// model gives segment-level times).
-    fn words(&self, hypothesis: &Hypothesis, decoded_len: usize) -> Vec<TimedWord> {
-        let offset = self.window_start as f64 / RATE as f64;
-        let limit = decoded_len as f64 / RATE as f64;
-        let mut out = Vec::new();
-        for segment in &hypothesis.segments {
-            let (start, end) = (segment.start.min(limit), segment.end.min(limit));
-            let parts: Vec<&str> = segment.text.split_whitespace().collect();
-            let weight: usize = parts.iter().map(|p| p.chars().count() + 1).sum();
-            let mut at = start;
-            for part in parts {
-                let span = (end - start) * (part.chars().count() + 1) as f64 / weight.max(1) as f64;
-                out.push(TimedWord {
-                    text: part.to_owned(),
-                    start: offset + at,
-                    end: offset + at + span,
-                });
-                at += span;
-            }
-        }
-        out
     }
 
     fn sample_at(&self, secs: f64) -> usize {
