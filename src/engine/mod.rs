@@ -6,6 +6,8 @@
 
 mod loadtest;
 pub mod registry;
+#[cfg(feature = "whisper")]
+pub mod whisper;
 
 pub use loadtest::LoadTestEngine;
 pub use registry::EngineRegistry;

@@ -96,13 +96,39 @@ impl EngineRegistry {
     }
 }
 
-async fn build_engine(name: &str, _config: &Config) -> Result<Arc<dyn Engine>, RegistryError> {
+async fn build_engine(name: &str, config: &Config) -> Result<Arc<dyn Engine>, RegistryError> {
     match name {
         "loadtest" => Ok(Arc::new(LoadTestEngine::new())),
-        "whisper" | "transcribe-medical" | "transcribe" | "riva" => Err(RegistryError::NotBuilt {
+        "whisper" => build_whisper(config).await,
+        "transcribe-medical" | "transcribe" | "riva" => Err(RegistryError::NotBuilt {
             name: name.to_owned(),
             why: "not implemented yet",
         }),
         other => Err(RegistryError::Unknown(other.to_owned())),
     }
+}
+
+/// Loads and warms the model on a blocking thread; the server awaits this
+/// before it opens the listener.
+#[cfg(feature = "whisper")]
+async fn build_whisper(config: &Config) -> Result<Arc<dyn Engine>, RegistryError> {
+    let settings = config.whisper.clone();
+    let startup = |message: String| RegistryError::Startup {
+        name: "whisper".to_owned(),
+        message,
+    };
+    let engine =
+        tokio::task::spawn_blocking(move || super::whisper::WhisperEngine::load(&settings))
+            .await
+            .map_err(|e| startup(format!("model loading panicked: {e}")))?
+            .map_err(|e| startup(e.to_string()))?;
+    Ok(Arc::new(engine))
+}
+
+#[cfg(not(feature = "whisper"))]
+async fn build_whisper(_config: &Config) -> Result<Arc<dyn Engine>, RegistryError> {
+    Err(RegistryError::NotBuilt {
+        name: "whisper".to_owned(),
+        why: "built without the `whisper` cargo feature",
+    })
 }
