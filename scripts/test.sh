@@ -15,8 +15,6 @@ cargo clippy --all-targets -- -D warnings
 log "tests"
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --no-fail-fast "$@"
-    # nextest does not run doctests.
-    cargo test --doc
 else
     cargo test --no-fail-fast "$@"
 fi
