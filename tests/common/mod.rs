@@ -7,6 +7,8 @@ pub mod audio;
 pub mod client;
 pub mod engine;
 pub mod process;
+#[cfg(feature = "whisper")]
+pub mod speech;
 pub mod stored;
 
 use std::collections::BTreeMap;
