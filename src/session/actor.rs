@@ -328,8 +328,8 @@ impl Actor {
                 }
                 self.last_audio = Instant::now();
                 self.write_buf.extend_from_slice(&bytes);
-                metrics::counter!(telemetry::AUDIO_FRAMES).increment(1);
-                metrics::counter!(telemetry::AUDIO_BYTES).increment(bytes.len() as u64);
+                self.shared.audio_frames.increment(1);
+                self.shared.audio_bytes.increment(bytes.len() as u64);
                 self.mono.clear();
                 self.meta.format.decode_mono_into(&bytes, &mut self.mono);
                 let mut out = Vec::with_capacity(

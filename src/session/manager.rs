@@ -66,6 +66,9 @@ pub(super) struct Shared {
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
     pub syncer: SpoolSyncer,
+    /// Hot-path counters, registered once (the macros look the series up on every call).
+    pub audio_frames: metrics::Counter,
+    pub audio_bytes: metrics::Counter,
 }
 
 #[derive(Clone)]
@@ -92,6 +95,8 @@ impl SessionManager {
                 shutdown: CancellationToken::new(),
                 tracker: TaskTracker::new(),
                 syncer,
+                audio_frames: metrics::counter!(telemetry::AUDIO_FRAMES),
+                audio_bytes: metrics::counter!(telemetry::AUDIO_BYTES),
             }),
         }
     }

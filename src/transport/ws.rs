@@ -129,23 +129,32 @@ async fn pump(socket: WebSocket, user: String, state: AppState, keepalive: Keepa
         ping.tick().await;
         loop {
             tokio::select! {
-                out = outbound.recv() => match out {
-                    Some(Outbound::Msg(msg)) => {
-                        if sink.send(Message::Text(msg.to_json().into())).await.is_err() {
-                            return;
-                        }
-                    }
-                    Some(Outbound::Close(code, reason)) => {
-                        let frame = CloseFrame { code: code.as_u16(), reason: reason.into() };
-                        let _ = sink.send(Message::Close(Some(frame))).await;
-                        let _ = sink.flush().await;
-                        return;
-                    }
-                    None => {
+                out = outbound.recv() => {
+                    let Some(first) = out else {
                         let _ = sink.close().await;
                         return;
+                    };
+                    // Queue everything already waiting, then flush once: one write for a burst.
+                    let mut next = Some(first);
+                    while let Some(item) = next.take() {
+                        match item {
+                            Outbound::Msg(msg) => {
+                                if sink.feed(Message::Text(msg.to_json().into())).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Outbound::Close(code, reason) => {
+                                let frame = CloseFrame { code: code.as_u16(), reason: reason.into() };
+                                let _ = sink.send(Message::Close(Some(frame))).await;
+                                return;
+                            }
+                        }
+                        next = outbound.try_recv().ok();
                     }
-                },
+                    if sink.flush().await.is_err() {
+                        return;
+                    }
+                }
                 _ = ping.tick() => {
                     let silent_ms = (epoch.elapsed().as_millis() as u64).saturating_sub(last_seen.load(Ordering::Relaxed));
                     if silent_ms > keepalive.pong_timeout.as_millis() as u64 {

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Load benchmark: how many concurrent sessions one instance holds.
+#
+#   scripts/bench-load.sh [SESSION_COUNTS...]      (default: 250 500 1000 1500 2000)
+#
+# For each count it starts a fresh release `auscult` with the no-ASR `loadtest`
+# engine on a loopback port, runs `auscult-load` (16 kHz s16le, 100 ms frames,
+# real time, DURATION seconds, ramp-up RAMP seconds) with storage verification,
+# and stops the server with SIGTERM. Results go to benches/results/:
+# load.jsonl (one JSON object per count), load.txt (the tables), load.svg (p99
+# ack latency and server RSS against session count).
+source "$(dirname "$0")/setup.sh"
+cd "$AUSCULT_ROOT"
+ensure_build_deps
+
+DURATION="${DURATION:-60}"
+RAMP="${RAMP:-20}"
+COUNTS=("$@")
+[ ${#COUNTS[@]} -gt 0 ] || COUNTS=(250 500 1000 1500 2000)
+OUT="$AUSCULT_ROOT/benches/results"
+mkdir -p "$OUT"
+: > "$OUT/load.jsonl"
+: > "$OUT/load.txt"
+
+log "building release binaries"
+cargo build --release --bin auscult --bin auscult-load
+BIN="$CARGO_TARGET_DIR/release"
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+PORT=$((20000 + RANDOM % 20000))
+for n in "${COUNTS[@]}"; do
+    DATA="$(mktemp -d)"
+    log "$n sessions × ${DURATION}s (data in $DATA)"
+    AUSCULT_FSYNC_INTERVAL_MS="${AUSCULT_FSYNC_INTERVAL_MS:-1000}" AUSCULT_ENGINE=loadtest AUSCULT_DATA_DIR="$DATA" AUSCULT_LISTEN="127.0.0.1:$PORT" \
+        AUSCULT_MAX_SESSIONS=$((n + 100)) RUST_LOG=warn \
+        "$BIN/auscult" serve 2>"$DATA/server.log" &
+    SERVER=$!
+    for _ in $(seq 1 100); do
+        curl -fsS "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    "$BIN/auscult-load" --url "ws://127.0.0.1:$PORT/v1/stream" --sessions "$n" \
+        --ramp-secs "$RAMP" --duration-secs "$DURATION" --rate 16000 --frame-ms 100 \
+        --server-pid "$SERVER" --data-dir "$DATA" | tee "$DATA/load.out"
+    { echo "== $n sessions"; head -n -1 "$DATA/load.out"; } >> "$OUT/load.txt"
+    tail -n 1 "$DATA/load.out" >> "$OUT/load.jsonl"
+    kill -TERM "$SERVER"
+    wait "$SERVER" || log "server exited with $? (see $DATA/server.log)"
+    rm -rf "$DATA"
+done
+
+python3 "$AUSCULT_ROOT/benches/load/plot.py" "$OUT/load.jsonl" "$OUT/load.svg"
+log "results: $OUT/load.txt, $OUT/load.jsonl, $OUT/load.svg"
+cat "$OUT/load.txt"
