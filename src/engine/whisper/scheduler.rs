@@ -2,9 +2,8 @@
 //! open stream, and batches the windows that are due into one `generate` call.
 //!
 //! Fairness: urgent windows (an utterance ended, a window must be trimmed)
-//! go first and alone, so a waiting final never pays for other streams'
-//! partials; otherwise the streams that waited longest since their last
-//! decode, up to a batch limit. Under load each round simply takes longer, so every
+//! go first, then the streams that waited longest since their last decode,
+//! up to a batch limit. Under load each round simply takes longer, so every
 //! stream decodes less often (with more new audio each time) instead of
 //! failing, and the lag shows in its `lag_ms`.
 
@@ -13,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::model::WhisperModel;
-use super::stream::{Due, StreamState};
+use super::stream::StreamState;
 
 /// Windows decoded together at most. Each costs one 30 s encoder pass (about
 /// 1 s of CPU on 2 cores, int8), so a bigger batch saves little and makes
@@ -77,25 +76,15 @@ pub fn run(model: WhisperModel, registrations: Receiver<StreamState>, health: Ar
     health.lock().expect("health lock").stopped = true;
 }
 
-/// Indices of the streams to decode this round: the urgent ones alone when
-/// there are any, else the ones that waited longest.
+/// Indices of the streams to decode this round: urgent first, then oldest.
 fn pick_batch(streams: &[StreamState]) -> Vec<usize> {
-    let mut due: Vec<(Due, Instant, usize)> = streams
+    let mut due: Vec<(super::stream::Due, Instant, usize)> = streams
         .iter()
         .enumerate()
         .filter_map(|(i, s)| s.due().map(|d| (d, s.last_decode, i)))
         .collect();
     due.sort();
-    // An urgent window is a result waiting for its final: decode it without
-    // the extra cost of normal windows riding along (on a CPU each window in
-    // a batch costs about as much as decoding it alone).
-    let urgent = due.iter().filter(|(d, _, _)| *d == Due::Urgent).count();
-    let limit = if urgent > 0 {
-        urgent.min(MAX_BATCH)
-    } else {
-        MAX_BATCH
-    };
-    due.into_iter().take(limit).map(|(_, _, i)| i).collect()
+    due.into_iter().take(MAX_BATCH).map(|(_, _, i)| i).collect()
 }
 
 fn decode_batch(
@@ -152,27 +141,16 @@ mod tests {
     }
 
     #[test]
-    fn the_longest_waiting_windows_go_first() {
+    fn urgent_windows_go_first_then_the_longest_waiting() {
         let streams = vec![
             stream_with_speech(2.0, false, Duration::from_secs(1)),
             stream_with_speech(2.0, false, Duration::from_secs(5)),
             stream_with_speech(0.5, false, Duration::from_secs(9)),
-            stream_with_speech(2.0, false, Duration::from_secs(3)),
-        ];
-        // Stream 2 has too little new speech to be due.
-        assert_eq!(pick_batch(&streams), vec![1, 3, 0]);
-    }
-
-    #[test]
-    fn urgent_windows_are_decoded_without_normal_ones() {
-        let streams = vec![
-            stream_with_speech(2.0, false, Duration::from_secs(5)),
             stream_with_speech(2.0, true, Duration::ZERO),
             stream_with_speech(2.0, false, Duration::from_secs(3)),
-            stream_with_speech(2.0, true, Duration::from_secs(1)),
         ];
-        // 1 and 3 finished (urgent); the longest waiting of them first.
-        assert_eq!(pick_batch(&streams), vec![3, 1]);
+        // Stream 2 has too little new speech to be due; 3 finished (urgent).
+        assert_eq!(pick_batch(&streams), vec![3, 1, 4, 0]);
     }
 
     #[test]
