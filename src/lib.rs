@@ -11,6 +11,7 @@ pub mod audio;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod eval;
 pub mod protocol;
 pub mod session;
 pub mod storage;

@@ -11,7 +11,6 @@
 mod clips;
 mod offline;
 mod stream;
-mod wer;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -104,9 +103,9 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         results.push(ClipResult {
             name: clip.name.clone(),
             secs: clip.secs(),
-            words: wer::words(&clip.reference).len(),
-            stream_edits: wer::edits(&clip.reference, &run.text),
-            offline_edits: wer::edits(&clip.reference, &offline_text),
+            words: auscult::eval::words(&clip.reference).len(),
+            stream_edits: auscult::eval::word_edits(&clip.reference, &run.text),
+            offline_edits: auscult::eval::word_edits(&clip.reference, &offline_text),
             run,
             offline_text,
         });
@@ -192,8 +191,8 @@ async fn capacity(args: &Args, clips: &[Clip]) -> Vec<Step> {
                 .max(run.first_result_secs.unwrap_or(f64::INFINITY));
             step.ok &= run.errors.is_empty() && run.stored && last <= args.final_within_secs;
             step.errors.extend(run.errors.iter().cloned());
-            edits += wer::edits(&clip.reference, &run.text);
-            words += wer::words(&clip.reference).len();
+            edits += auscult::eval::word_edits(&clip.reference, &run.text);
+            words += auscult::eval::words(&clip.reference).len();
         }
         step.wer = edits as f64 / words.max(1) as f64;
         eprintln!(

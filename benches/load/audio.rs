@@ -66,13 +66,18 @@ impl Source {
         })
     }
 
-    /// The session's bytes from `offset`, `len` long.
+    /// The session's bytes from `offset`, `len` long (the pattern, shifted per session, looped).
     pub fn bytes(&self, session: usize, offset: usize, len: usize) -> Vec<u8> {
         let unit = if self.encoding == "pcm_s16le" { 2 } else { 4 };
-        let shift = (session * 997 * unit) % self.pattern.len();
-        (0..len)
-            .map(|i| self.pattern[(shift + offset + i) % self.pattern.len()])
-            .collect()
+        let n = self.pattern.len();
+        let mut pos = ((session * 997 * unit) % n + offset) % n;
+        let mut out = Vec::with_capacity(len);
+        while out.len() < len {
+            let take = (n - pos).min(len - out.len());
+            out.extend_from_slice(&self.pattern[pos..pos + take]);
+            pos = 0;
+        }
+        out
     }
 
     pub fn matches(&self, session: usize, data: &[u8]) -> bool {

@@ -98,36 +98,6 @@ pub fn noise_s16(rate: u32, secs: f64, amplitude: f64) -> Vec<u8> {
         .collect()
 }
 
-/// Lower-case words with surrounding punctuation removed ("Breath." → "breath").
-pub fn normalized_words(text: &str) -> Vec<String> {
-    text.split_whitespace()
-        .map(|w| {
-            w.trim_matches(|c: char| !c.is_alphanumeric())
-                .to_lowercase()
-        })
-        .filter(|w| !w.is_empty())
-        .collect()
-}
-
-/// Word error rate: word-level Levenshtein distance over the reference length.
-pub fn wer(reference: &str, hypothesis: &str) -> f64 {
-    let r = normalized_words(reference);
-    let h = normalized_words(hypothesis);
-    let mut row: Vec<usize> = (0..=h.len()).collect();
-    for (i, rw) in r.iter().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, hw) in h.iter().enumerate() {
-            let next = (diagonal + usize::from(rw != hw))
-                .min(row[j] + 1)
-                .min(row[j + 1] + 1);
-            diagonal = row[j + 1];
-            row[j + 1] = next;
-        }
-    }
-    row[h.len()] as f64 / r.len().max(1) as f64
-}
-
 /// Sends mono s16le `pcm` at `rate` in `frame_ms` frames, paced at `speed` ×
 /// real time, reading (and logging) server messages between frames the way a
 /// live client does.

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::agreement::normalize;
 use super::mel::SAMPLE_RATE;
 use super::model::WhisperModel;
 use super::{FETCH_SCRIPT, WhisperEngine};
@@ -77,45 +76,6 @@ fn faint_noise(secs: f32) -> Vec<f32> {
         .collect()
 }
 
-/// Word error rate: word-level edit distance over the reference length.
-fn wer(reference: &str, hypothesis: &str) -> f64 {
-    let r: Vec<String> = reference
-        .split_whitespace()
-        .map(normalize)
-        .filter(|w| !w.is_empty())
-        .collect();
-    let h: Vec<String> = hypothesis
-        .split_whitespace()
-        .map(normalize)
-        .filter(|w| !w.is_empty())
-        .collect();
-    let mut row: Vec<usize> = (0..=h.len()).collect();
-    for (i, rw) in r.iter().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, hw) in h.iter().enumerate() {
-            let next = (prev + usize::from(rw != hw))
-                .min(row[j] + 1)
-                .min(row[j + 1] + 1);
-            prev = row[j + 1];
-            row[j + 1] = next;
-        }
-    }
-    row[h.len()] as f64 / r.len().max(1) as f64
-}
-
-#[test]
-fn word_error_rate_counts_edits() {
-    assert_eq!(
-        wer(
-            "the patient reports chest pain",
-            "The patient reports chest pain."
-        ),
-        0.0
-    );
-    assert_eq!(wer("a b c d", "a x c"), 0.5);
-}
-
 #[test]
 fn an_offline_decode_of_synthetic_speech_is_accurate() {
     let model = WhisperModel::load(&model_dir(), 0, "int8").unwrap();
@@ -134,7 +94,10 @@ fn an_offline_decode_of_synthetic_speech_is_accurate() {
         "decode of {:.1} s took {elapsed:.2} s: {heard:?}",
         audio.len() as f64 / 16_000.0
     );
-    assert!(wer(text, &heard) <= 0.15, "heard {heard:?}");
+    assert!(
+        crate::eval::word_error_rate(text, &heard) <= 0.15,
+        "heard {heard:?}"
+    );
     assert!(!hypothesis.is_silence());
 }
 
@@ -228,7 +191,7 @@ async fn streamed_speech_becomes_accurate_finals_with_times() {
     let results = stream(&engine, &audio).await;
     let text = finals_text(&results, duration);
     let reference = format!("{first} {second}");
-    let error = wer(&reference, &text);
+    let error = crate::eval::word_error_rate(&reference, &text);
     eprintln!("WER {error:.3}");
     assert!(error <= 0.15, "WER {error:.2}: heard {text:?}");
     let finals: Vec<&TranscriptResult> = results.iter().filter(|r| !r.is_partial).collect();
@@ -292,7 +255,10 @@ async fn concurrent_streams_all_get_their_finals() {
     });
     let started = Instant::now();
     for (heard, text) in futures_util::future::join_all(runs).await {
-        assert!(wer(text, &heard) <= 0.15, "heard {heard:?} for {text:?}");
+        assert!(
+            crate::eval::word_error_rate(text, &heard) <= 0.15,
+            "heard {heard:?} for {text:?}"
+        );
     }
     eprintln!(
         "three concurrent streams done in {:.1} s",
