@@ -76,11 +76,17 @@ pub async fn stream(
     upgrade
         .max_message_size(max)
         .max_frame_size(max)
+        // Audio frames are a few KiB; tungstenite's 128 KiB defaults cost RSS on every connection.
+        .read_buffer_size(SOCKET_BUFFER_BYTES)
+        .write_buffer_size(SOCKET_BUFFER_BYTES)
         .on_upgrade(move |socket| {
             let sessions = state.sessions.clone();
             sessions.track_connection(pump(socket, user, state, keepalive))
         })
 }
+
+/// Per-connection socket buffer (the read buffer grows for larger messages).
+const SOCKET_BUFFER_BYTES: usize = 16 * 1024;
 
 /// Ping cadence and how long a silent peer is tolerated.
 #[derive(Debug, Clone, Copy)]
