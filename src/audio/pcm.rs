@@ -118,34 +118,43 @@ impl AudioFormat {
 
     /// Decodes interleaved PCM (already checked with [`AudioFormat::check_frame`]) to
     /// mono `f32` in [-1, 1], appending to `out`. Stereo is averaged.
+    ///
+    /// One straight loop per encoding and channel count (the hot path of every
+    /// frame; the compiler vectorizes these).
     pub fn decode_mono_into(&self, bytes: &[u8], out: &mut Vec<f32>) {
-        let channels = usize::from(self.channels);
-        let frame = self.frame_bytes();
-        let bps = self.encoding.bytes_per_sample();
-        out.reserve(bytes.len() / frame);
-        for chunk in bytes.chunks_exact(frame) {
-            let mut sum = 0.0f32;
-            for c in 0..channels {
-                sum += self.sample(&chunk[c * bps..(c + 1) * bps]);
+        out.reserve(bytes.len() / self.frame_bytes());
+        match (self.encoding, self.channels) {
+            (Encoding::PcmS16le, 1) => out.extend(bytes.chunks_exact(2).map(|b| s16(b[0], b[1]))),
+            (Encoding::PcmS16le, _) => out.extend(
+                bytes
+                    .chunks_exact(4)
+                    .map(|b| (s16(b[0], b[1]) + s16(b[2], b[3])) * 0.5),
+            ),
+            (Encoding::PcmF32le, 1) => {
+                out.extend(bytes.chunks_exact(4).map(|b| f32s(b[0], b[1], b[2], b[3])))
             }
-            out.push(sum / channels as f32);
+            (Encoding::PcmF32le, _) => out.extend(
+                bytes
+                    .chunks_exact(8)
+                    .map(|b| (f32s(b[0], b[1], b[2], b[3]) + f32s(b[4], b[5], b[6], b[7])) * 0.5),
+            ),
         }
     }
+}
 
-    #[inline]
-    fn sample(&self, b: &[u8]) -> f32 {
-        match self.encoding {
-            Encoding::PcmS16le => f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0,
-            Encoding::PcmF32le => {
-                let v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-                // NaN or out-of-range floats must not poison the engine.
-                if v.is_finite() {
-                    v.clamp(-1.0, 1.0)
-                } else {
-                    0.0
-                }
-            }
-        }
+#[inline]
+fn s16(lo: u8, hi: u8) -> f32 {
+    f32::from(i16::from_le_bytes([lo, hi])) / 32768.0
+}
+
+/// A float sample; NaN or out-of-range values must not poison the engine.
+#[inline]
+fn f32s(a: u8, b: u8, c: u8, d: u8) -> f32 {
+    let v = f32::from_le_bytes([a, b, c, d]);
+    if v.is_finite() {
+        v.clamp(-1.0, 1.0)
+    } else {
+        0.0
     }
 }
 
