@@ -45,3 +45,27 @@ ensure_model() {
         "$AUSCULT_ROOT/scripts/fetch-model.sh" "$dest"
     fi
 }
+
+# The local Postgres server the storage tests create their databases on
+# (AUSCULT_TEST_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432/test).
+ensure_postgres() {
+    if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+        return 0
+    fi
+    if [ ! -d /etc/postgresql ]; then
+        ensure_apt postgresql
+    fi
+    local version
+    version="$(ls /etc/postgresql | sort -V | tail -n 1)"
+    log "starting postgres $version"
+    as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+    local waited=0
+    until pg_isready -q -h 127.0.0.1 -p 5432; do
+        if [ "$waited" -ge 30 ]; then
+            log "postgres is not accepting connections on 127.0.0.1:5432 after 30 s"
+            return 1
+        fi
+        sleep 1
+        waited=$((waited + 1))
+    done
+}

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Runs every check and test on a fresh machine: installs what the tests need
-# (Debian packages, the Whisper model), then rustfmt, clippy and the test suite.
+# (Debian packages, the Whisper model, a running Postgres), then rustfmt, clippy
+# and the test suite.
 source "$(dirname "$0")/setup.sh"
 cd "$AUSCULT_ROOT"
 ensure_build_deps
 ensure_apt espeak-ng sox
 ensure_model
+ensure_postgres
 export AUSCULT_WHISPER_MODEL_DIR="${AUSCULT_WHISPER_MODEL_DIR:-$AUSCULT_ROOT/models/whisper-tiny.en}"
 
 log "cargo fmt --check"

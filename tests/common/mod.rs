@@ -6,6 +6,7 @@
 pub mod audio;
 pub mod client;
 pub mod engine;
+pub mod postgres;
 pub mod process;
 #[cfg(feature = "whisper")]
 pub mod speech;

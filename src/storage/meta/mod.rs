@@ -1,8 +1,10 @@
 //! Session metadata: one row per session (who, which engine, formats, timings,
 //! byte counts, keys, status) and its final transcript segments.
 
+mod postgres;
 mod sqlite;
 
+pub use postgres::PostgresMetadataStore;
 pub use sqlite::SqliteMetadataStore;
 
 use std::sync::Arc;
@@ -133,14 +135,19 @@ pub trait MetadataStore: Send + Sync + 'static {
 
 pub type SharedMetadataStore = Arc<dyn MetadataStore>;
 
-/// Opens the metadata store named by `AUSCULT_DATABASE_URL` and runs its migrations.
+/// Opens the metadata store named by `AUSCULT_DATABASE_URL` (SQLite or
+/// Postgres) and runs its migrations.
 pub async fn open(url: &SecretString) -> Result<SharedMetadataStore, StorageError> {
     let raw = url.expose_secret();
     if raw.starts_with("sqlite:") {
         return Ok(Arc::new(SqliteMetadataStore::open(raw).await?));
     }
+    if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+        let pool = PostgresMetadataStore::pool_options();
+        return Ok(Arc::new(PostgresMetadataStore::open(raw, pool).await?));
+    }
     Err(StorageError::Config(format!(
-        "unsupported database URL {}: expected sqlite://",
+        "unsupported database URL {}: expected sqlite://, postgres:// or postgresql://",
         crate::config::redact_url(raw)
     )))
 }

@@ -1,0 +1,241 @@
+//! The metadata store contract: every test here runs against each
+//! implementation (SQLite in a temp folder, Postgres in a fresh database), so
+//! the two behave the same. Plus one full session stored through Postgres.
+
+mod common;
+
+use auscult::protocol::{CloseReason, Word};
+use auscult::storage::meta::{self, SharedMetadataStore};
+use auscult::storage::{FinalSegment, SessionOutcome, SessionRecord, SessionStatus};
+use common::postgres::{TestDatabase, wait_for_pg_status};
+use common::*;
+use secrecy::SecretString;
+
+/// Declares each contract test once per store, as `sqlite::<name>` and
+/// `postgres::<name>`. A store fixture returns the store and a guard that
+/// keeps its backing (folder or database) alive until the test ends.
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let (store, _dir) = super::sqlite_store().await;
+                    super::$name(store).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let (store, _db) = super::postgres_store().await;
+                    super::$name(store).await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    a_created_session_reads_back_live_with_nothing_finished,
+    segments_come_back_in_order_and_adding_one_twice_keeps_the_first,
+    finishing_a_session_sets_its_status_keys_and_byte_count,
+    an_unknown_session_reads_as_none_with_no_segments,
+    migrations_are_all_applied_at_open,
+    update_received_sets_only_the_byte_count,
+);
+
+async fn sqlite_store() -> (SharedMetadataStore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    // A folder that does not exist yet: opening creates it.
+    let url = format!("sqlite://{}/nested/meta.db", dir.path().display());
+    let store = meta::open(&SecretString::from(url))
+        .await
+        .expect("open sqlite store");
+    (store, dir)
+}
+
+async fn postgres_store() -> (SharedMetadataStore, TestDatabase) {
+    let db = TestDatabase::create().await;
+    let store = meta::open(&SecretString::from(db.url.clone()))
+        .await
+        .expect("open postgres store");
+    (store, db)
+}
+
+fn record(id: &str) -> SessionRecord {
+    SessionRecord {
+        id: id.into(),
+        user_id: "u1".into(),
+        engine: "loadtest".into(),
+        language: "en-US".into(),
+        encoding: "pcm_s16le".into(),
+        channels: 2,
+        input_rate: 48_000,
+        engine_rate: 16_000,
+        started_at_ms: 1_763_700_000_123,
+    }
+}
+
+fn segment(seq: u32, text: &str) -> FinalSegment {
+    FinalSegment {
+        seq,
+        result_id: format!("r-{seq}"),
+        start: f64::from(seq),
+        end: f64::from(seq) + 0.75,
+        text: text.into(),
+        words: vec![Word {
+            word: text.into(),
+            start: f64::from(seq),
+            end: f64::from(seq) + 0.5,
+            confidence: Some(0.5),
+        }],
+    }
+}
+
+fn outcome() -> SessionOutcome {
+    SessionOutcome {
+        status: SessionStatus::Stored,
+        close_reason: "client_stop".into(),
+        ended_at_ms: 1_763_700_060_456,
+        // Past 2^32: byte counts need 64 bits in every store.
+        received_bytes: 5_000_000_000,
+        duration_s: 60.25,
+        audio_key: "users/u1/audio/sessions/s1/audio.wav".into(),
+        transcript_key: "users/u1/audio/sessions/s1/transcript.json".into(),
+        manifest_key: "users/u1/audio/sessions/s1/manifest.json".into(),
+    }
+}
+
+async fn a_created_session_reads_back_live_with_nothing_finished(store: SharedMetadataStore) {
+    store.ping().await.expect("ping");
+    store.create_session(&record("s1")).await.unwrap();
+    let row = store.get_session("s1").await.unwrap().expect("row exists");
+    assert_eq!(row.record, record("s1"));
+    assert_eq!(row.status, SessionStatus::Live);
+    assert_eq!(row.close_reason, None);
+    assert_eq!(row.ended_at_ms, None);
+    assert_eq!(row.received_bytes, 0);
+    assert_eq!(row.duration_s, None);
+    assert_eq!(row.audio_key, None);
+    assert_eq!(row.transcript_key, None);
+    assert_eq!(row.manifest_key, None);
+}
+
+async fn segments_come_back_in_order_and_adding_one_twice_keeps_the_first(
+    store: SharedMetadataStore,
+) {
+    store.create_session(&record("s1")).await.unwrap();
+    store.create_session(&record("s2")).await.unwrap();
+    for seq in [2, 0, 1] {
+        store
+            .add_segment("s1", &segment(seq, &format!("word{seq}")))
+            .await
+            .unwrap();
+    }
+    // A retry after a lost reply must not duplicate or overwrite.
+    store
+        .add_segment("s1", &segment(1, "rewritten"))
+        .await
+        .unwrap();
+    store.add_segment("s2", &segment(0, "other")).await.unwrap();
+    assert_eq!(
+        store.segments("s1").await.unwrap(),
+        vec![
+            segment(0, "word0"),
+            segment(1, "word1"),
+            segment(2, "word2")
+        ]
+    );
+    assert_eq!(
+        store.segments("s2").await.unwrap(),
+        vec![segment(0, "other")]
+    );
+}
+
+async fn finishing_a_session_sets_its_status_keys_and_byte_count(store: SharedMetadataStore) {
+    store.create_session(&record("s1")).await.unwrap();
+    store.finish_session("s1", &outcome()).await.unwrap();
+    let row = store.get_session("s1").await.unwrap().expect("row exists");
+    let o = outcome();
+    assert_eq!(row.record, record("s1"));
+    assert_eq!(row.status, SessionStatus::Stored);
+    assert_eq!(row.close_reason.as_deref(), Some("client_stop"));
+    assert_eq!(row.ended_at_ms, Some(o.ended_at_ms));
+    assert_eq!(row.received_bytes, o.received_bytes);
+    assert_eq!(row.duration_s, Some(o.duration_s));
+    assert_eq!(row.audio_key, Some(o.audio_key));
+    assert_eq!(row.transcript_key, Some(o.transcript_key));
+    assert_eq!(row.manifest_key, Some(o.manifest_key));
+
+    let failed = SessionOutcome {
+        status: SessionStatus::PendingUpload,
+        ..outcome()
+    };
+    store.finish_session("s1", &failed).await.unwrap();
+    let row = store.get_session("s1").await.unwrap().unwrap();
+    assert_eq!(row.status, SessionStatus::PendingUpload);
+}
+
+async fn an_unknown_session_reads_as_none_with_no_segments(store: SharedMetadataStore) {
+    store.create_session(&record("s1")).await.unwrap();
+    assert!(store.get_session("nope").await.unwrap().is_none());
+    assert!(store.segments("nope").await.unwrap().is_empty());
+}
+
+async fn migrations_are_all_applied_at_open(store: SharedMetadataStore) {
+    let status = store.migrations().await.unwrap();
+    assert_eq!(status.pending, 0, "{status:?}");
+    assert!(status.applied >= 1, "{status:?}");
+}
+
+async fn update_received_sets_only_the_byte_count(store: SharedMetadataStore) {
+    store.create_session(&record("s1")).await.unwrap();
+    store.update_received("s1", 3_200).await.unwrap();
+    assert_eq!(
+        store
+            .get_session("s1")
+            .await
+            .unwrap()
+            .unwrap()
+            .received_bytes,
+        3_200
+    );
+    store.update_received("s1", 5_000_000_000).await.unwrap();
+    let row = store.get_session("s1").await.unwrap().unwrap();
+    assert_eq!(row.received_bytes, 5_000_000_000);
+    assert_eq!(row.record, record("s1"));
+    assert_eq!(row.status, SessionStatus::Live);
+    // An update for a session that does not exist is not an error.
+    store.update_received("nope", 1).await.unwrap();
+    assert!(store.get_session("nope").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_streamed_session_is_stored_in_postgres_with_every_byte_counted() {
+    let db = TestDatabase::create().await;
+    let app = TestApp::spawn_env(&[("AUSCULT_DATABASE_URL", db.url.as_str())]).await;
+    let mut ws = app.connect_ws().await;
+    let ready = ws.start(16_000, Enc::S16, 1).await;
+    let audio = tone(Enc::S16, 16_000, 1, 1.5);
+    ws.send_audio(&audio, bytes_for_ms(Enc::S16, 16_000, 1, 100))
+        .await;
+    let end = ws.stop_and_collect().await;
+    assert_eq!(end.closed_reason(), CloseReason::ClientStop);
+    assert!(end.errors().is_empty(), "errors: {:?}", end.errors());
+
+    let pool = db.pool().await;
+    let row = wait_for_pg_status(&pool, &ready.session_id, "stored").await;
+    assert_eq!(row.received_bytes, audio.len() as u64);
+    assert_eq!(row.close_reason.as_deref(), Some("client_stop"));
+    assert_eq!(row.user_id, "local");
+    assert_eq!(row.encoding, Enc::S16.name());
+    assert_eq!(row.input_rate, 16_000);
+    assert!(
+        !app.data_path().join("auscult.db").exists(),
+        "no SQLite database beside Postgres"
+    );
+    pool.close().await;
+    app.stop().await;
+}
