@@ -467,10 +467,11 @@ impl Actor {
     }
 
     /// Forwards a result, enforcing the protocol: a final is never revised.
-    pub(super) async fn on_result(&mut self, r: TranscriptResult) {
+    pub(super) async fn on_result(&mut self, mut r: TranscriptResult) {
         if self.finalized.contains(&r.result_id) {
             return;
         }
+        round_times(&mut r);
         let kind = if r.is_partial { "partial" } else { "final" };
         if let Some(at) = self
             .clock
@@ -618,9 +619,47 @@ impl Actor {
     }
 }
 
+/// Times go out in whole milliseconds: engines compute them in floating point
+/// (`3.2700000000000005`), and clients and stored transcripts need no more.
+fn round_times(r: &mut TranscriptResult) {
+    let ms = |t: f64| (t * 1000.0).round() / 1000.0;
+    r.start = ms(r.start);
+    r.end = ms(r.end);
+    for w in &mut r.words {
+        w.start = ms(w.start);
+        w.end = ms(w.end);
+    }
+}
+
 async fn recv_link(link: &mut Option<ClientLink>) -> Option<Inbound> {
     match link {
         Some(l) => l.inbound.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Word;
+
+    #[test]
+    fn result_times_are_rounded_to_milliseconds() {
+        let mut r = TranscriptResult {
+            result_id: "r".into(),
+            is_partial: true,
+            start: 0.190_476_190_476,
+            end: 3.270_000_000_000_000_5,
+            text: "x".into(),
+            words: vec![Word {
+                word: "x".into(),
+                start: 1.000_4,
+                end: 1.000_6,
+                confidence: None,
+            }],
+        };
+        round_times(&mut r);
+        assert_eq!((r.start, r.end), (0.19, 3.27));
+        assert_eq!((r.words[0].start, r.words[0].end), (1.0, 1.001));
     }
 }
