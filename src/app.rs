@@ -63,7 +63,7 @@ impl App {
                 path: data_dir.display().to_string(),
                 source,
             })?;
-        let metadata = meta::open(&config.database_url).await?;
+        let metadata = meta::open(&config.database_url, &config.database_pool).await?;
         let objects = object::open(&config.storage_url).await?;
         let report = recover_spools(&objects, &metadata, &config.spool_dir())
             .await

@@ -15,6 +15,7 @@ pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub database_url: SecretString,
+    pub database_pool: crate::storage::meta::PoolSettings,
     pub storage_url: String,
     /// The default engine for sessions that do not name one.
     pub engine: String,
@@ -70,6 +71,8 @@ struct FileConfig {
     listen: Option<String>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
+    database_pool_size: Option<u32>,
+    database_timeout_secs: Option<u64>,
     storage_url: Option<String>,
     engine: Option<String>,
     max_sessions: Option<usize>,
@@ -95,6 +98,8 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("listen", "AUSCULT_LISTEN"),
     ("data_dir", "AUSCULT_DATA_DIR"),
     ("database_url", "AUSCULT_DATABASE_URL"),
+    ("database_pool_size", "AUSCULT_DATABASE_POOL_SIZE"),
+    ("database_timeout_secs", "AUSCULT_DATABASE_TIMEOUT_SECS"),
     ("storage_url", "AUSCULT_STORAGE_URL"),
     ("engine", "AUSCULT_ENGINE"),
     ("max_sessions", "AUSCULT_MAX_SESSIONS"),
@@ -220,6 +225,20 @@ impl Config {
         Ok(Config {
             listen,
             database_url: SecretString::from(database_url),
+            database_pool: crate::storage::meta::PoolSettings {
+                max_connections: {
+                    let n: u32 = parse(
+                        get("database_pool_size"),
+                        "AUSCULT_DATABASE_POOL_SIZE",
+                        "10",
+                    )?;
+                    if n == 0 {
+                        return Err(invalid("AUSCULT_DATABASE_POOL_SIZE", "must be at least 1"));
+                    }
+                    n
+                },
+                acquire_timeout: secs("database_timeout_secs", "AUSCULT_DATABASE_TIMEOUT_SECS", 5)?,
+            },
             storage_url,
             engine,
             max_sessions,
@@ -365,6 +384,14 @@ impl FileConfig {
         put("listen", self.listen);
         put("data_dir", self.data_dir.map(|p| p.display().to_string()));
         put("database_url", self.database_url);
+        put(
+            "database_pool_size",
+            self.database_pool_size.map(|v| v.to_string()),
+        );
+        put(
+            "database_timeout_secs",
+            self.database_timeout_secs.map(|v| v.to_string()),
+        );
         put("storage_url", self.storage_url);
         put("engine", self.engine);
         put("max_sessions", self.max_sessions.map(|v| v.to_string()));
@@ -501,6 +528,8 @@ mod tests {
         assert_eq!(c.max_sessions, 100);
         assert_eq!(c.max_buffer_bytes, 60 * 1024 * 1024);
         assert_eq!(c.max_message_bytes, 1024 * 1024);
+        assert_eq!(c.database_pool.max_connections, 10);
+        assert_eq!(c.database_pool.acquire_timeout, Duration::from_secs(5));
         assert!(c.allows_local_user());
     }
 
@@ -509,8 +538,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.toml");
         std::fs::write(&path, "max_sessions = 7\nidle_timeout_secs = 9\n").unwrap();
-        let c = Config::load_from(Some(&path), &env(&[("AUSCULT_MAX_SESSIONS", "11")])).unwrap();
+        let c = Config::load_from(
+            Some(&path),
+            &env(&[
+                ("AUSCULT_MAX_SESSIONS", "11"),
+                ("AUSCULT_DATABASE_POOL_SIZE", "3"),
+            ]),
+        )
+        .unwrap();
         assert_eq!(c.max_sessions, 11);
+        assert_eq!(c.database_pool.max_connections, 3);
         assert_eq!(c.idle_timeout, Duration::from_secs(9));
     }
 

@@ -50,7 +50,7 @@ async fn sqlite_store() -> (SharedMetadataStore, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     // A folder that does not exist yet: opening creates it.
     let url = format!("sqlite://{}/nested/meta.db", dir.path().display());
-    let store = meta::open(&SecretString::from(url))
+    let store = meta::open(&SecretString::from(url), &meta::PoolSettings::default())
         .await
         .expect("open sqlite store");
     (store, dir)
@@ -58,9 +58,12 @@ async fn sqlite_store() -> (SharedMetadataStore, tempfile::TempDir) {
 
 async fn postgres_store() -> (SharedMetadataStore, TestDatabase) {
     let db = TestDatabase::create().await;
-    let store = meta::open(&SecretString::from(db.url.clone()))
-        .await
-        .expect("open postgres store");
+    let store = meta::open(
+        &SecretString::from(db.url.clone()),
+        &meta::PoolSettings::default(),
+    )
+    .await
+    .expect("open postgres store");
     (store, db)
 }
 

@@ -135,16 +135,38 @@ pub trait MetadataStore: Send + Sync + 'static {
 
 pub type SharedMetadataStore = Arc<dyn MetadataStore>;
 
+/// Connection pool settings for a networked database (`AUSCULT_DATABASE_POOL_SIZE`,
+/// `AUSCULT_DATABASE_TIMEOUT_SECS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    /// How long a query waits for a free connection (or a new one) before failing.
+    pub acquire_timeout: std::time::Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            max_connections: 10,
+            acquire_timeout: std::time::Duration::from_secs(5),
+        }
+    }
+}
+
 /// Opens the metadata store named by `AUSCULT_DATABASE_URL` (SQLite or
 /// Postgres) and runs its migrations.
-pub async fn open(url: &SecretString) -> Result<SharedMetadataStore, StorageError> {
+pub async fn open(
+    url: &SecretString,
+    pool: &PoolSettings,
+) -> Result<SharedMetadataStore, StorageError> {
     let raw = url.expose_secret();
     if raw.starts_with("sqlite:") {
         return Ok(Arc::new(SqliteMetadataStore::open(raw).await?));
     }
     if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
-        let pool = PostgresMetadataStore::pool_options();
-        return Ok(Arc::new(PostgresMetadataStore::open(raw, pool).await?));
+        return Ok(Arc::new(
+            PostgresMetadataStore::open(raw, PostgresMetadataStore::pool_options(pool)).await?,
+        ));
     }
     Err(StorageError::Config(format!(
         "unsupported database URL {}: expected sqlite://, postgres:// or postgresql://",

@@ -1,15 +1,14 @@
 //! The production metadata store: Postgres through sqlx, migrations at open.
 
 use std::str::FromStr;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 
 use super::{
-    FinalSegment, MetadataStore, MigrationStatus, SessionOutcome, SessionRecord, SessionRow,
-    SessionStatus,
+    FinalSegment, MetadataStore, MigrationStatus, PoolSettings, SessionOutcome, SessionRecord,
+    SessionRow, SessionStatus,
 };
 use crate::storage::StorageError;
 
@@ -25,10 +24,10 @@ impl PostgresMetadataStore {
     /// The pool every instance uses: small, since each session writes a handful
     /// of rows, and a bounded wait so an exhausted pool surfaces as a retryable
     /// `Unavailable` rather than a hang.
-    pub fn pool_options() -> PgPoolOptions {
+    pub fn pool_options(settings: &PoolSettings) -> PgPoolOptions {
         PgPoolOptions::new()
-            .max_connections(10)
-            .acquire_timeout(Duration::from_secs(5))
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
     }
 
     pub async fn open(url: &str, pool: PgPoolOptions) -> Result<Self, StorageError> {
