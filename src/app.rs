@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::engine::EngineRegistry;
-use crate::session::recovery::recover_spools;
+use crate::session::recovery::{Scope, recover_spools, retry_pending};
 use crate::session::spool::SpoolSyncer;
 use crate::session::{SessionManager, SessionSettings};
 use crate::storage::{meta, object};
@@ -65,7 +65,7 @@ impl App {
             })?;
         let metadata = meta::open(&config.database_url, &config.database_pool).await?;
         let objects = object::open(&config.storage_url).await?;
-        let report = recover_spools(&objects, &metadata, &config.spool_dir())
+        let report = recover_spools(&objects, &metadata, &config.spool_dir(), Scope::All)
             .await
             .map_err(StartupError::Recovery)?;
         if report.stored + report.failed > 0 {
@@ -118,6 +118,13 @@ impl App {
                 .clone()
                 .run(self.config.fsync_interval, stop_sync.clone()),
         );
+        let retry = tokio::spawn(retry_pending(
+            self.state.objects.clone(),
+            self.state.metadata.clone(),
+            self.config.spool_dir(),
+            self.config.storage_retry_interval,
+            stop_sync.clone(),
+        ));
         let router = transport::router(self.state.clone());
         let serve = axum::serve(listener, router)
             .with_graceful_shutdown(stop_accepting.clone().cancelled_owned())
@@ -149,6 +156,7 @@ impl App {
         }
         stop_sync.cancel();
         let _ = syncer.await;
+        let _ = retry.await;
         tracing::info!(event = "shutdown_done", drained);
         match served {
             Some(Err(e)) => Err(StartupError::Serve(e)),

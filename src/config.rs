@@ -30,6 +30,8 @@ pub struct Config {
     pub api_tokens: Vec<ApiToken>,
     pub allowed_origins: Vec<String>,
     pub fsync_interval: Duration,
+    /// How often sessions that could not be stored at close are retried.
+    pub storage_retry_interval: Duration,
     pub ping_interval: Duration,
     pub pong_timeout: Duration,
     pub log_format: LogFormat,
@@ -84,6 +86,7 @@ struct FileConfig {
     api_tokens: Option<String>,
     allowed_origins: Option<String>,
     fsync_interval_ms: Option<u64>,
+    storage_retry_secs: Option<u64>,
     ping_interval_secs: Option<u64>,
     pong_timeout_secs: Option<u64>,
     log_format: Option<String>,
@@ -111,6 +114,7 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("api_tokens", "AUSCULT_API_TOKENS"),
     ("allowed_origins", "AUSCULT_ALLOWED_ORIGINS"),
     ("fsync_interval_ms", "AUSCULT_FSYNC_INTERVAL_MS"),
+    ("storage_retry_secs", "AUSCULT_STORAGE_RETRY_SECS"),
     ("ping_interval_secs", "AUSCULT_PING_INTERVAL_SECS"),
     ("pong_timeout_secs", "AUSCULT_PONG_TIMEOUT_SECS"),
     ("log_format", "AUSCULT_LOG_FORMAT"),
@@ -259,6 +263,7 @@ impl Config {
                 .filter(|s| !s.is_empty())
                 .collect(),
             fsync_interval: Duration::from_millis(fsync_ms.max(10)),
+            storage_retry_interval: secs("storage_retry_secs", "AUSCULT_STORAGE_RETRY_SECS", 30)?,
             ping_interval: secs("ping_interval_secs", "AUSCULT_PING_INTERVAL_SECS", 25)?,
             pong_timeout: secs("pong_timeout_secs", "AUSCULT_PONG_TIMEOUT_SECS", 60)?,
             log_format,
@@ -420,6 +425,10 @@ impl FileConfig {
         put(
             "fsync_interval_ms",
             self.fsync_interval_ms.map(|v| v.to_string()),
+        );
+        put(
+            "storage_retry_secs",
+            self.storage_retry_secs.map(|v| v.to_string()),
         );
         put(
             "ping_interval_secs",

@@ -21,6 +21,7 @@ pub const ENGINE_RESULT_LATENCY: &str = "auscult_engine_result_latency_seconds";
 pub const ENGINE_BACKLOG_BYTES: &str = "auscult_engine_backlog_bytes";
 pub const ENGINE_LAG: &str = "auscult_engine_lag_seconds";
 pub const STORAGE_FAILURES: &str = "auscult_storage_failures_total";
+pub const STORAGE_PENDING: &str = "auscult_storage_pending_sessions";
 pub const ERRORS: &str = "auscult_errors_total";
 pub const UPGRADES_REFUSED: &str = "auscult_upgrades_refused_total";
 pub const RECOVERED_SESSIONS: &str = "auscult_sessions_recovered_total";
@@ -89,11 +90,16 @@ fn describe() {
         "How far engines trail the audio, sampled per session each second"
     );
     describe_counter!(STORAGE_FAILURES, "Storage operations that failed, by store");
+    describe_gauge!(
+        STORAGE_PENDING,
+        "Ended sessions waiting for storage to come back"
+    );
     describe_counter!(ERRORS, "Error events sent to clients, by code");
     describe_counter!(UPGRADES_REFUSED, "WebSocket upgrades refused, by code");
     describe_counter!(RECOVERED_SESSIONS, "Spooled sessions stored at startup");
     metrics::gauge!(SESSIONS_ACTIVE).set(0.0);
     metrics::gauge!(ENGINE_BACKLOG_BYTES).set(0.0);
+    metrics::gauge!(STORAGE_PENDING).set(0.0);
     metrics::counter!(SESSIONS_STARTED).absolute(0);
     metrics::counter!(AUDIO_BYTES).absolute(0);
     metrics::counter!(AUDIO_FRAMES).absolute(0);

@@ -1,11 +1,16 @@
-//! Crash recovery: spools left behind by a process that died (or kept because
-//! storage failed at close) are stored at startup, before the listener opens.
+//! Recovery: spools left behind by a process that died, or kept because
+//! storage failed at close, are stored at startup (before the listener opens);
+//! the ones kept because storage failed are also retried in the background.
 
 use std::path::Path;
+use std::time::Duration;
 
-use super::spool::{self, SpoolOnDisk};
+use tokio_util::sync::CancellationToken;
+
+use super::spool::{self, ClosedMarker, SpoolOnDisk};
 use super::store::{Ending, store_with_retry};
 use super::wall_clock_ms;
+use crate::protocol::CloseReason;
 use crate::storage::SessionStatus;
 use crate::storage::meta::SharedMetadataStore;
 use crate::storage::object::SharedObjectStore;
@@ -18,11 +23,22 @@ pub struct RecoveryReport {
     pub failed: usize,
 }
 
-/// Stores every spool under `spool_dir`. Failures are logged and left for the next start.
+/// Which spools to store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every spool: at startup no session is live, so all were left behind.
+    All,
+    /// Only sessions that ended but could not be stored (they carry a closed
+    /// marker); live sessions' spools are left alone.
+    EndedOnly,
+}
+
+/// Stores the spools under `spool_dir` in `scope`. Failures are logged and left for the next try.
 pub async fn recover_spools(
     objects: &SharedObjectStore,
     metadata: &SharedMetadataStore,
     spool_dir: &Path,
+    scope: Scope,
 ) -> std::io::Result<RecoveryReport> {
     let dir = spool_dir.to_path_buf();
     let found = tokio::task::spawn_blocking(move || spool::scan(&dir))
@@ -30,6 +46,9 @@ pub async fn recover_spools(
         .map_err(std::io::Error::other)??;
     let mut report = RecoveryReport::default();
     for entry in found {
+        if scope == Scope::EndedOnly && !matches!(&entry, Ok(s) if s.closed.is_some()) {
+            continue;
+        }
         match entry {
             Ok(spool) => match recover_one(objects, metadata, &spool).await {
                 Ok(()) => report.stored += 1,
@@ -44,40 +63,87 @@ pub async fn recover_spools(
     Ok(report)
 }
 
+/// Retries the sessions that could not be stored at close, every `interval`,
+/// until `stop` is cancelled. `auscult_storage_pending_sessions` shows how many wait.
+pub async fn retry_pending(
+    objects: SharedObjectStore,
+    metadata: SharedMetadataStore,
+    spool_dir: std::path::PathBuf,
+    interval: Duration,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = stop.cancelled() => return,
+        }
+        match recover_spools(&objects, &metadata, &spool_dir, Scope::EndedOnly).await {
+            Ok(report) => {
+                metrics::gauge!(telemetry::STORAGE_PENDING).set(report.failed as f64);
+                if report.stored > 0 || report.failed > 0 {
+                    tracing::info!(
+                        event = "pending_uploads_retried",
+                        stored = report.stored,
+                        still_pending = report.failed
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(event = "pending_uploads_scan_failed", error = %e),
+        }
+    }
+}
+
 async fn recover_one(
     objects: &SharedObjectStore,
     metadata: &SharedMetadataStore,
     spool: &SpoolOnDisk,
 ) -> Result<(), ()> {
     let id = &spool.meta.session_id;
-    let finals = match metadata.segments(id).await {
-        Ok(f) => f,
+    // A session that ended normally keeps its reason; one cut off by a crash is `recovered`.
+    let recovered = CloseReason::Recovered.as_str();
+    let marker = spool.closed.clone().unwrap_or_else(|| ClosedMarker {
+        close_reason: recovered.to_owned(),
+        ended_at_ms: wall_clock_ms(),
+    });
+    let status = if marker.close_reason == recovered {
+        SessionStatus::Recovered
+    } else {
+        SessionStatus::Stored
+    };
+    let stored = match metadata.segments(id).await {
+        Ok(finals) => {
+            let ending = Ending {
+                status,
+                close_reason: &marker.close_reason,
+                ended_at_ms: marker.ended_at_ms,
+                finals: &finals,
+            };
+            store_with_retry(objects, metadata, spool, &ending, 3)
+                .await
+                .ok()
+        }
         Err(e) => {
             telemetry::storage_failure("metadata", id, &e);
-            return Err(());
+            None
         }
     };
-    // A session that ended normally keeps its reason; one cut off by a crash is `recovered`.
-    let (status, reason, ended_at_ms) = match &spool.closed {
-        Some(m) => (SessionStatus::Stored, m.close_reason.clone(), m.ended_at_ms),
-        None => (
-            SessionStatus::Recovered,
-            "recovered".to_owned(),
-            wall_clock_ms(),
-        ),
-    };
-    let ending = Ending {
-        status,
-        close_reason: &reason,
-        ended_at_ms,
-        finals: &finals,
-    };
-    match store_with_retry(objects, metadata, spool, &ending, 3).await {
-        Ok(stored) => {
+    match stored {
+        Some(stored) => {
             metrics::counter!(telemetry::RECOVERED_SESSIONS).increment(1);
             tracing::info!(event = "session_recovered", session_id = %id, status = status.as_str(), duration_s = stored.duration_s);
             Ok(())
         }
-        Err(_) => Err(()),
+        None => {
+            // Marked as ended, so the background retry picks it up from now on.
+            if spool.closed.is_none()
+                && let Err(e) = spool.mark_closed(&marker)
+            {
+                telemetry::storage_failure("spool", id, &e);
+            }
+            Err(())
+        }
     }
 }

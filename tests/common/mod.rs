@@ -58,7 +58,15 @@ impl TestApp {
 
     /// Builds the app from `AUSCULT_*` pairs over a fresh data directory and serves it on port 0.
     pub async fn spawn_with(env: &[(&str, &str)], engines: Vec<SharedEngine>) -> TestApp {
-        let data_dir = tempfile::tempdir().expect("temp data dir");
+        Self::spawn_in(tempfile::tempdir().expect("temp data dir"), env, engines).await
+    }
+
+    /// Like [`TestApp::spawn_with`] over an existing data directory (a restart).
+    pub async fn spawn_in(
+        data_dir: TempDir,
+        env: &[(&str, &str)],
+        engines: Vec<SharedEngine>,
+    ) -> TestApp {
         let mut vars: BTreeMap<String, String> = BTreeMap::new();
         vars.insert(
             "AUSCULT_DATA_DIR".into(),

@@ -1,0 +1,99 @@
+//! Storage outages at close: the client is told `storage_pending` instead of a
+//! false `stored`, nothing is lost, and the session lands once storage is back,
+//! in the background or after a restart.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use auscult::protocol::{CloseReason, ErrorCode, ServerMsg};
+
+use common::{Enc, TestApp, WAIT, default_engines, tone};
+
+/// Makes the folder object store fail: its root becomes a regular file.
+fn break_storage(data_dir: &Path) {
+    let objects = data_dir.join("objects");
+    std::fs::rename(&objects, data_dir.join("objects.away")).unwrap();
+    std::fs::write(&objects, b"not a folder").unwrap();
+}
+
+fn repair_storage(data_dir: &Path) {
+    let objects = data_dir.join("objects");
+    std::fs::remove_file(&objects).unwrap();
+    std::fs::rename(data_dir.join("objects.away"), &objects).unwrap();
+}
+
+/// Streams `audio`, stops, and checks the session ended `storage_pending` with no `stored`.
+async fn stream_into_an_outage(app: &TestApp, audio: &[u8]) -> String {
+    let mut ws = app.connect_ws().await;
+    let ready = ws.start(16_000, Enc::S16, 1).await;
+    ws.send_audio(audio, 3200).await;
+    ws.wait_durable(audio.len() as u64).await;
+    let end = ws.stop_and_collect().await;
+    assert!(
+        !end.msgs.iter().any(|m| matches!(m, ServerMsg::Stored(_))),
+        "no false stored: {:?}",
+        end.msgs
+    );
+    assert!(
+        end.errors()
+            .iter()
+            .any(|e| e.code == ErrorCode::StorageFailed)
+    );
+    assert_eq!(end.closed_reason(), CloseReason::StoragePending);
+    assert_eq!(end.close_code, Some(1011));
+    let spool = app.data_path().join("spool").join(&ready.session_id);
+    assert!(spool.join("audio.wav.part").is_file(), "the spool is kept");
+    ready.session_id
+}
+
+async fn wait_for_object(path: &Path) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !path.is_file() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} never stored",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_session_closed_during_a_storage_outage_is_stored_in_the_background_once_storage_is_back()
+{
+    let app = TestApp::spawn_env(&[("AUSCULT_STORAGE_RETRY_SECS", "1")]).await;
+    break_storage(app.data_path());
+    let audio = tone(Enc::S16, 16_000, 1, 1.5);
+    let session_id = stream_into_an_outage(&app, &audio).await;
+
+    repair_storage(app.data_path());
+    let key = format!("users/local/audio/sessions/{session_id}/manifest.json");
+    wait_for_object(&app.object_path(&key)).await;
+    let stored = app.stored("local", &session_id).await;
+    stored.assert_audio(&audio, Enc::S16, 16_000, 1);
+    stored.assert_status("stored", "client_stop");
+    assert!(
+        !app.data_path().join("spool").join(&session_id).exists(),
+        "spool removed once stored"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_pending_session_survives_a_restart_and_is_stored_by_the_next_process() {
+    // A long retry interval: only the restart can store it.
+    let app = TestApp::spawn_env(&[("AUSCULT_STORAGE_RETRY_SECS", "3600")]).await;
+    break_storage(app.data_path());
+    let audio = tone(Enc::S16, 16_000, 1, 1.0);
+    let session_id = stream_into_an_outage(&app, &audio).await;
+    let data_dir = app.stop().await;
+
+    repair_storage(data_dir.path());
+    let app = TestApp::spawn_in(data_dir, &[], default_engines()).await;
+    let stored = app.stored("local", &session_id).await;
+    stored.assert_audio(&audio, Enc::S16, 16_000, 1);
+    stored.assert_status("stored", "client_stop");
+    app.stop().await;
+}
