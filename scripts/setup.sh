@@ -69,3 +69,17 @@ ensure_postgres() {
         waited=$((waited + 1))
     done
 }
+
+# The local S3-compatible server the S3 object store tests start (moto_server).
+# 5.2.5 or later: 5.2.1 answers CompleteMultipartUpload with an XML root the
+# AWS SDK rejects.
+ensure_moto() {
+    if python3 -c 'import moto.server, moto, sys
+sys.exit(tuple(map(int, moto.__version__.split(".")[:3])) < (5, 2, 5))' 2>/dev/null; then
+        return 0
+    fi
+    ensure_apt python3 python3-pip
+    log "installing moto[server]>=5.2.5"
+    python3 -m pip install --quiet 'moto[server]>=5.2.5' \
+        || python3 -m pip install --quiet --break-system-packages 'moto[server]>=5.2.5'
+}

@@ -1,8 +1,10 @@
 //! Object storage for finished sessions, addressed by `/`-separated keys.
 
 mod fs;
+mod s3;
 
 pub use fs::FsObjectStore;
+pub use s3::{MULTIPART_PART_SIZE, S3ObjectStore, S3Settings, Sse};
 
 use std::path::Path;
 use std::sync::Arc;
@@ -40,13 +42,19 @@ pub trait ObjectStore: Send + Sync + 'static {
 
 pub type SharedObjectStore = Arc<dyn ObjectStore>;
 
-/// Opens the object store named by `AUSCULT_STORAGE_URL`.
+/// Opens the object store named by `AUSCULT_STORAGE_URL`: `file:///folder`
+/// or `s3://bucket/prefix` (S3 settings from the environment, see
+/// [`S3Settings::from_env`]).
 pub async fn open(url: &str) -> Result<SharedObjectStore, StorageError> {
     if let Some(path) = url.strip_prefix("file://") {
         return Ok(Arc::new(FsObjectStore::open(Path::new(path)).await?));
     }
+    if url.starts_with("s3://") {
+        let settings = S3Settings::from_env()?;
+        return Ok(Arc::new(S3ObjectStore::open(url, settings).await?));
+    }
     Err(StorageError::Config(format!(
-        "unsupported storage URL scheme in {}: expected file://",
+        "unsupported storage URL scheme in {}: expected file:// or s3://",
         crate::config::redact_url(url)
     )))
 }

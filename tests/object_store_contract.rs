@@ -1,0 +1,249 @@
+//! The object store contract: every test here runs against each
+//! implementation (a temp folder, and S3 against a local `moto_server` with a
+//! fresh bucket per test), so the two behave the same. On S3 each test also
+//! checks that everything it left behind is server-side encrypted.
+
+#[path = "common/moto.rs"]
+mod moto;
+
+use std::sync::Arc;
+
+use auscult::storage::object::{
+    FsObjectStore, MULTIPART_PART_SIZE, S3ObjectStore, SharedObjectStore,
+};
+use auscult::storage::{ObjectStore, StorageError};
+use aws_sdk_s3::types::ServerSideEncryption;
+use bytes::Bytes;
+use moto::Moto;
+
+/// Declares each contract test once per store, as `fs::<name>` and
+/// `s3::<name>`. The fixture keeps the store's backing alive until the test
+/// ends, then checks what was stored at rest.
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod fs {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let fixture = super::Fixture::fs().await;
+                    super::$name(&fixture).await;
+                    fixture.check_at_rest().await;
+                }
+            )*
+        }
+        mod s3 {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let fixture = super::Fixture::s3().await;
+                    super::$name(&fixture).await;
+                    fixture.check_at_rest().await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    bytes_put_read_back_the_same,
+    a_put_replaces_the_previous_object,
+    a_small_file_reads_back_byte_for_byte,
+    a_file_larger_than_a_part_reads_back_byte_for_byte,
+    a_deleted_object_reads_as_none_and_deleting_again_is_fine,
+    a_missing_key_reads_as_none,
+    keys_that_could_escape_the_store_are_rejected,
+    a_writable_store_passes_its_check_and_leaves_nothing_behind,
+);
+
+struct Fixture {
+    store: SharedObjectStore,
+    dir: tempfile::TempDir,
+    s3: Option<(Moto, String)>,
+}
+
+impl Fixture {
+    async fn fs() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsObjectStore::open(&dir.path().join("objects"))
+            .await
+            .expect("open folder store");
+        Fixture {
+            store: Arc::new(store),
+            dir,
+            s3: None,
+        }
+    }
+
+    async fn s3() -> Fixture {
+        let moto = Moto::acquire().await;
+        let bucket = moto.create_bucket().await;
+        let url = format!("s3://{bucket}/tenant/a");
+        let store = S3ObjectStore::open(&url, moto.settings())
+            .await
+            .expect("open S3 store");
+        assert!(store.describe().starts_with(&url), "{}", store.describe());
+        Fixture {
+            store: Arc::new(store),
+            dir: tempfile::tempdir().unwrap(),
+            s3: Some((moto, bucket)),
+        }
+    }
+
+    /// A file of `len` varied bytes in the fixture's temp folder.
+    fn file(&self, name: &str, len: usize) -> (std::path::PathBuf, Vec<u8>) {
+        let data: Vec<u8> = (0..len).map(|i| (i * 31 + i / 7919) as u8).collect();
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, &data).unwrap();
+        (path, data)
+    }
+
+    /// On S3: every stored object sits under the URL's prefix and is
+    /// encrypted with AES256.
+    async fn check_at_rest(&self) {
+        let Some((moto, bucket)) = &self.s3 else {
+            return;
+        };
+        let client = moto.client();
+        let listed = client
+            .list_objects_v2()
+            .bucket(bucket)
+            .send()
+            .await
+            .expect("list objects");
+        for object in listed.contents() {
+            let key = object.key().unwrap();
+            assert!(key.starts_with("tenant/a/"), "{key} outside the prefix");
+            let head = client
+                .head_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .expect("head object");
+            assert_eq!(
+                head.server_side_encryption(),
+                Some(&ServerSideEncryption::Aes256),
+                "{key} is not encrypted at rest"
+            );
+        }
+    }
+
+    /// On S3: the number of objects in the bucket; on a folder, of files.
+    async fn object_count(&self) -> usize {
+        match &self.s3 {
+            Some((moto, bucket)) => moto
+                .client()
+                .list_objects_v2()
+                .bucket(bucket)
+                .send()
+                .await
+                .expect("list objects")
+                .contents()
+                .len(),
+            None => walk(&self.dir.path().join("objects")),
+        }
+    }
+}
+
+fn walk(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| {
+            let path = entry.unwrap().path();
+            if path.is_dir() { walk(&path) } else { 1 }
+        })
+        .sum()
+}
+
+async fn bytes_put_read_back_the_same(f: &Fixture) {
+    let data = Bytes::from_static(br#"{"words":["hello"]}"#);
+    f.store
+        .put_bytes("users/u1/t.json", data.clone(), "application/json")
+        .await
+        .unwrap();
+    assert_eq!(f.store.get("users/u1/t.json").await.unwrap(), Some(data));
+}
+
+async fn a_put_replaces_the_previous_object(f: &Fixture) {
+    let store = &f.store;
+    store
+        .put_bytes("users/u1/m.json", Bytes::from_static(b"old"), "text/plain")
+        .await
+        .unwrap();
+    store
+        .put_bytes("users/u1/m.json", Bytes::from_static(b"new!"), "text/plain")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get("users/u1/m.json").await.unwrap(),
+        Some(Bytes::from_static(b"new!"))
+    );
+}
+
+async fn a_small_file_reads_back_byte_for_byte(f: &Fixture) {
+    let (path, data) = f.file("small.wav", 100_003);
+    f.store
+        .put_file("users/u1/audio.wav", &path, "audio/wav")
+        .await
+        .unwrap();
+    let got = f.store.get("users/u1/audio.wav").await.unwrap().unwrap();
+    assert!(got == data, "small file differs after the round trip");
+}
+
+async fn a_file_larger_than_a_part_reads_back_byte_for_byte(f: &Fixture) {
+    // 20 MiB and a bit: two full parts and a short last one on S3.
+    let len = 20 * 1024 * 1024 + 12_345;
+    assert!(len > 2 * MULTIPART_PART_SIZE);
+    let (path, data) = f.file("large.wav", len);
+    f.store
+        .put_file("users/u1/large.wav", &path, "audio/wav")
+        .await
+        .unwrap();
+    let got = f.store.get("users/u1/large.wav").await.unwrap().unwrap();
+    assert_eq!(got.len(), data.len());
+    assert!(got == data, "large file differs after the round trip");
+}
+
+async fn a_deleted_object_reads_as_none_and_deleting_again_is_fine(f: &Fixture) {
+    let store = &f.store;
+    store
+        .put_bytes("users/u1/gone", Bytes::from_static(b"x"), "text/plain")
+        .await
+        .unwrap();
+    store.delete("users/u1/gone").await.unwrap();
+    assert_eq!(store.get("users/u1/gone").await.unwrap(), None);
+    store.delete("users/u1/gone").await.unwrap();
+}
+
+async fn a_missing_key_reads_as_none(f: &Fixture) {
+    assert_eq!(f.store.get("users/nobody/nothing").await.unwrap(), None);
+}
+
+async fn keys_that_could_escape_the_store_are_rejected(f: &Fixture) {
+    let (path, _) = f.file("x.bin", 10);
+    for key in ["../x", "/abs", "a//b", "a/./b", "", "a/\nb"] {
+        let put = f
+            .store
+            .put_bytes(key, Bytes::from_static(b"x"), "text/plain")
+            .await;
+        assert!(matches!(put, Err(StorageError::Invalid(_))), "put {key:?}");
+        let file = f.store.put_file(key, &path, "text/plain").await;
+        assert!(
+            matches!(file, Err(StorageError::Invalid(_))),
+            "file {key:?}"
+        );
+        let get = f.store.get(key).await;
+        assert!(matches!(get, Err(StorageError::Invalid(_))), "get {key:?}");
+        let delete = f.store.delete(key).await;
+        assert!(
+            matches!(delete, Err(StorageError::Invalid(_))),
+            "del {key:?}"
+        );
+    }
+    assert_eq!(f.object_count().await, 0);
+}
+
+async fn a_writable_store_passes_its_check_and_leaves_nothing_behind(f: &Fixture) {
+    f.store.check_writable().await.unwrap();
+    assert_eq!(f.object_count().await, 0);
+}
