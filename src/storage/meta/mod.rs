@@ -2,6 +2,7 @@
 //! byte counts, keys, status) and its final transcript segments.
 
 mod postgres;
+mod rows;
 mod sqlite;
 
 pub use postgres::PostgresMetadataStore;

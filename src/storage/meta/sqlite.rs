@@ -5,14 +5,12 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::Row;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
 use super::{
-    FinalSegment, MetadataStore, MigrationStatus, SessionOutcome, SessionRecord, SessionRow,
-    SessionStatus,
+    FinalSegment, MetadataStore, MigrationStatus, SessionOutcome, SessionRecord, SessionRow, rows,
 };
 use crate::storage::StorageError;
 
@@ -53,31 +51,6 @@ impl SqliteMetadataStore {
 
 fn display(path: &Path) -> String {
     path.display().to_string()
-}
-
-fn row_to_session(row: &sqlx::sqlite::SqliteRow) -> Result<SessionRow, StorageError> {
-    let status: String = row.try_get("status")?;
-    Ok(SessionRow {
-        record: SessionRecord {
-            id: row.try_get("id")?,
-            user_id: row.try_get("user_id")?,
-            engine: row.try_get("engine")?,
-            language: row.try_get("language")?,
-            encoding: row.try_get("encoding")?,
-            channels: row.try_get::<i64, _>("channels")? as u16,
-            input_rate: row.try_get::<i64, _>("input_rate")? as u32,
-            engine_rate: row.try_get::<i64, _>("engine_rate")? as u32,
-            started_at_ms: row.try_get("started_at_ms")?,
-        },
-        status: SessionStatus::parse(&status).unwrap_or(SessionStatus::Failed),
-        close_reason: row.try_get("close_reason")?,
-        ended_at_ms: row.try_get("ended_at_ms")?,
-        received_bytes: row.try_get::<i64, _>("received_bytes")? as u64,
-        duration_s: row.try_get("duration_s")?,
-        audio_key: row.try_get("audio_key")?,
-        transcript_key: row.try_get("transcript_key")?,
-        manifest_key: row.try_get("manifest_key")?,
-    })
 }
 
 #[async_trait]
@@ -127,19 +100,7 @@ impl MetadataStore for SqliteMetadataStore {
         .bind(session_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                let words: String = row.try_get("words_json")?;
-                Ok(FinalSegment {
-                    seq: row.try_get::<i64, _>("seq")? as u32,
-                    result_id: row.try_get("result_id")?,
-                    start: row.try_get("start_s")?,
-                    end: row.try_get("end_s")?,
-                    text: row.try_get("text")?,
-                    words: serde_json::from_str(&words).unwrap_or_default(),
-                })
-            })
-            .collect()
+        rows.iter().map(rows::segment).collect()
     }
 
     async fn get_session(&self, session_id: &str) -> Result<Option<SessionRow>, StorageError> {
@@ -147,7 +108,7 @@ impl MetadataStore for SqliteMetadataStore {
             .bind(session_id)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(row_to_session).transpose()
+        row.as_ref().map(rows::session::<_, i64>).transpose()
     }
 
     async fn update_received(
