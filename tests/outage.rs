@@ -5,11 +5,10 @@
 mod common;
 
 use std::path::Path;
-use std::time::Duration;
 
 use auscult::protocol::{CloseReason, ErrorCode, ServerMsg};
 
-use common::{Enc, TestApp, WAIT, default_engines, tone};
+use common::{Enc, TestApp, default_engines, tone};
 
 /// Makes the folder object store fail: its root becomes a regular file.
 fn break_storage(data_dir: &Path) {
@@ -49,15 +48,14 @@ async fn stream_into_an_outage(app: &TestApp, audio: &[u8]) -> String {
 }
 
 async fn wait_for_object(path: &Path) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !path.is_file() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{} never stored",
-            path.display()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::poll_until(|| async {
+        if path.is_file() {
+            Ok(())
+        } else {
+            Err(format!("{} never stored", path.display()))
+        }
+    })
+    .await
 }
 
 #[tokio::test]

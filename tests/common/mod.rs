@@ -32,6 +32,26 @@ pub use stored::*;
 /// the test machine is small and busy.
 pub const WAIT: Duration = Duration::from_secs(20);
 
+/// Calls `probe` every 100 ms until it returns `Ok`, failing the test after
+/// [`WAIT`] with the last `Err` (which says what was awaited and what was seen).
+pub async fn poll_until<T, F, Fut>(mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match probe().await {
+            Ok(value) => return value,
+            Err(why) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "{why} within {WAIT:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 pub struct TestApp {
     pub addr: SocketAddr,
     pub data_dir: TempDir,

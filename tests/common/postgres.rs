@@ -134,17 +134,14 @@ pub async fn pg_session_row(pool: &PgPool, session_id: &str) -> Option<SessionRo
 
 /// Polls the Postgres database until the session's row has `status`.
 pub async fn wait_for_pg_status(pool: &PgPool, session_id: &str, status: &str) -> SessionRow {
-    let deadline = tokio::time::Instant::now() + super::WAIT;
-    loop {
+    super::poll_until(|| async {
         let row = pg_session_row(pool, session_id).await;
-        if let Some(row) = row.as_ref().filter(|r| r.status == status) {
-            return row.clone();
+        match row {
+            Some(row) if row.status == status => Ok(row),
+            seen => Err(format!(
+                "session {session_id} did not reach status {status:?}: {seen:?}"
+            )),
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "session {session_id} did not reach status {status:?} within {:?}: {row:?}",
-            super::WAIT
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await
 }

@@ -241,17 +241,14 @@ pub fn stored_session_ids(data_dir: &Path, user: &str) -> Vec<String> {
 /// Polls the database until the session's row has `status` (e.g. a detached
 /// session that the server stores on its own later).
 pub async fn wait_for_status(data_dir: &Path, session_id: &str, status: &str) -> SessionRow {
-    let deadline = tokio::time::Instant::now() + super::WAIT;
-    loop {
+    super::poll_until(|| async {
         let row = session_row(data_dir, session_id).await;
-        if let Some(row) = row.as_ref().filter(|r| r.status == status) {
-            return row.clone();
+        match row {
+            Some(row) if row.status == status => Ok(row),
+            seen => Err(format!(
+                "session {session_id} did not reach status {status:?}: {seen:?}"
+            )),
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "session {session_id} did not reach status {status:?} within {:?}: {row:?}",
-            super::WAIT
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    })
+    .await
 }
