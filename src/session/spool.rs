@@ -135,12 +135,6 @@ impl SpoolOnDisk {
     }
 }
 
-impl From<&Spool> for PathBuf {
-    fn from(s: &Spool) -> Self {
-        s.dir.clone()
-    }
-}
-
 /// Reads one spool folder.
 pub fn load(dir: &Path) -> std::io::Result<SpoolOnDisk> {
     let meta: SpoolMeta = read_json(&dir.join(META_FILE))?;
