@@ -3,8 +3,7 @@
 //! fresh bucket per test), so the two behave the same. On S3 each test also
 //! checks that everything it left behind is server-side encrypted.
 
-#[path = "common/moto.rs"]
-mod moto;
+mod common;
 
 use std::sync::Arc;
 
@@ -14,7 +13,7 @@ use auscult::storage::object::{
 use auscult::storage::{ObjectStore, StorageError};
 use aws_sdk_s3::types::ServerSideEncryption;
 use bytes::Bytes;
-use moto::Moto;
+use common::moto::Moto;
 
 /// Declares each contract test once per store, as `fs::<name>` and
 /// `s3::<name>`. The fixture keeps the store's backing alive until the test

@@ -75,14 +75,7 @@ impl Moto {
 
     /// A raw S3 client, for creating buckets and inspecting what was stored.
     pub fn client(&self) -> aws_sdk_s3::Client {
-        let config = aws_sdk_s3::Config::builder()
-            .behavior_version_latest()
-            .endpoint_url(&self.endpoint)
-            .region(Region::new("us-east-1"))
-            .credentials_provider(credentials())
-            .force_path_style(true)
-            .build();
-        aws_sdk_s3::Client::from_conf(config)
+        client_for(&self.endpoint)
     }
 
     /// A fresh bucket for one test.
@@ -112,8 +105,21 @@ impl Drop for Moto {
     }
 }
 
-fn credentials() -> Credentials {
+/// The fixed credentials moto accepts.
+pub fn credentials() -> Credentials {
     Credentials::new("test", "test", None, None, "auscult-tests")
+}
+
+/// A raw S3 client for moto at `endpoint` (moto's own, or a proxy in front of it).
+pub fn client_for(endpoint: &str) -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version_latest()
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(credentials())
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
 }
 
 fn start() -> Running {

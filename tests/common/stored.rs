@@ -71,8 +71,13 @@ pub struct SessionRow {
 
 /// Reads one session row (and its segments) from `<data_dir>/auscult.db`.
 pub async fn session_row(data_dir: &Path, session_id: &str) -> Option<SessionRow> {
+    sqlite_session_row(&data_dir.join("auscult.db"), session_id).await
+}
+
+/// Reads one session row (and its segments) from the SQLite database file `db_file`.
+pub async fn sqlite_session_row(db_file: &Path, session_id: &str) -> Option<SessionRow> {
     let options = SqliteConnectOptions::new()
-        .filename(data_dir.join("auscult.db"))
+        .filename(db_file)
         .create_if_missing(false);
     let pool = SqlitePoolOptions::new()
         .max_connections(1)
@@ -110,10 +115,17 @@ pub async fn session_row(data_dir: &Path, session_id: &str) -> Option<SessionRow
     out
 }
 
+/// The key prefix of a session's objects: `users/{user}/audio/sessions/{id}/`.
+pub fn session_prefix(user: &str, session_id: &str) -> String {
+    format!("users/{user}/audio/sessions/{session_id}/")
+}
+
 /// Everything stored for one session.
 #[derive(Debug)]
 pub struct StoredSession {
-    pub dir: PathBuf,
+    /// The session's folder when read from a folder store
+    /// ([`StoredSession::read`]); `None` when built from parts (S3).
+    pub dir: Option<PathBuf>,
     pub audio_file: Vec<u8>,
     pub wav: Wav,
     pub manifest: Value,
@@ -122,6 +134,8 @@ pub struct StoredSession {
 }
 
 impl StoredSession {
+    /// Reads the session's objects from `<data_dir>/objects` and its row from
+    /// `<data_dir>/auscult.db` (the defaults of a TestApp's data directory).
     pub async fn read(data_dir: &Path, user: &str, session_id: &str) -> StoredSession {
         let dir = data_dir
             .join("objects/users")
@@ -133,19 +147,32 @@ impl StoredSession {
                 .unwrap_or_else(|e| panic!("stored {name} of {session_id}: {e}"))
         };
         let audio_file = read("audio.wav");
-        let manifest = serde_json::from_slice(&read("manifest.json")).expect("manifest is JSON");
-        let transcript =
-            serde_json::from_slice(&read("transcript.json")).expect("transcript is JSON");
+        let manifest = read("manifest.json");
+        let transcript = read("transcript.json");
         let row = session_row(data_dir, session_id)
             .await
             .unwrap_or_else(|| panic!("no database row for session {session_id}"));
         StoredSession {
+            dir: Some(dir),
+            ..StoredSession::from_parts(audio_file, &manifest, &transcript, row)
+        }
+    }
+
+    /// Builds the view from the three objects' bytes and the row, wherever
+    /// they were read from. Panics on a malformed WAV or JSON.
+    pub fn from_parts(
+        audio_file: Vec<u8>,
+        manifest_json: &[u8],
+        transcript_json: &[u8],
+        row: SessionRow,
+    ) -> StoredSession {
+        StoredSession {
+            dir: None,
             wav: parse_wav(&audio_file),
             audio_file,
-            manifest,
-            transcript,
+            manifest: serde_json::from_slice(manifest_json).expect("manifest is JSON"),
+            transcript: serde_json::from_slice(transcript_json).expect("transcript is JSON"),
             row,
-            dir,
         }
     }
 
