@@ -11,9 +11,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::engine::EngineRegistry;
+use std::sync::Arc;
+
+use crate::events::Publisher;
 use crate::session::recovery::{Scope, recover_spools, retry_pending};
-use crate::session::spool::SpoolSyncer;
-use crate::session::{SessionManager, SessionSettings};
+use crate::session::spool::LiveSpools;
+use crate::session::{SessionManager, SessionSettings, Stores, chunks, takeover};
 use crate::storage::{meta, object};
 use crate::transport::{self, AppState, auth::Authenticator, ws::Keepalive};
 
@@ -40,7 +43,9 @@ pub enum StartupError {
 pub struct App {
     config: Config,
     state: AppState,
-    syncer: SpoolSyncer,
+    stores: Stores,
+    live: LiveSpools,
+    publisher: Option<Arc<Publisher>>,
 }
 
 impl App {
@@ -64,8 +69,24 @@ impl App {
                 source,
             })?;
         let metadata = meta::open(&config.database_url, &config.database_pool).await?;
-        let objects = object::open(&config.storage_url).await?;
-        let report = recover_spools(&objects, &metadata, &config.spool_dir(), Scope::All)
+        let objects = object::open(&config.storage_url, &config.s3).await?;
+        let publisher = Publisher::open(&config.events).await?.map(Arc::new);
+        let stores = Stores {
+            objects: objects.clone(),
+            metadata: metadata.clone(),
+            instance_id: config.instance_id.clone(),
+            events: publisher
+                .as_ref()
+                .map(|_| Arc::new(tokio::sync::Notify::new())),
+        };
+        tracing::info!(
+            event = "stores_opened",
+            instance_id = %stores.instance_id,
+            metadata = %metadata.describe(),
+            objects = %objects.describe(),
+            events = %publisher.as_ref().map_or_else(|| "off".to_owned(), |p| p.describe())
+        );
+        let report = recover_spools(&stores, &config.spool_dir(), Scope::All)
             .await
             .map_err(StartupError::Recovery)?;
         if report.stored + report.failed > 0 {
@@ -75,13 +96,12 @@ impl App {
                 failed = report.failed
             );
         }
-        let syncer = SpoolSyncer::default();
+        let live = LiveSpools::default();
         let sessions = SessionManager::new(
             SessionSettings::from_config(&config),
             engines,
-            objects.clone(),
-            metadata.clone(),
-            syncer.clone(),
+            stores.clone(),
+            live.clone(),
         );
         let state = AppState {
             sessions,
@@ -96,7 +116,9 @@ impl App {
         Ok(App {
             config,
             state,
-            syncer,
+            stores,
+            live,
+            publisher,
         })
     }
 
@@ -113,18 +135,42 @@ impl App {
     ) -> Result<(), StartupError> {
         let stop_accepting = CancellationToken::new();
         let stop_sync = CancellationToken::new();
-        let syncer = tokio::spawn(
-            self.syncer
-                .clone()
-                .run(self.config.fsync_interval, stop_sync.clone()),
-        );
-        let retry = tokio::spawn(retry_pending(
-            self.state.objects.clone(),
-            self.state.metadata.clone(),
-            self.config.spool_dir(),
-            self.config.storage_retry_interval,
-            stop_sync.clone(),
-        ));
+        let spool_dir = self.config.spool_dir();
+        let mut background = vec![
+            tokio::spawn(
+                self.live
+                    .clone()
+                    .run_fsync(self.config.fsync_interval, stop_sync.clone()),
+            ),
+            tokio::spawn(retry_pending(
+                self.stores.clone(),
+                spool_dir.clone(),
+                self.config.storage_retry_interval,
+                stop_sync.clone(),
+            )),
+            tokio::spawn(chunks::run(
+                self.live.clone(),
+                self.stores.clone(),
+                self.config.chunk_flush_interval,
+                stop_sync.clone(),
+            )),
+            tokio::spawn(takeover::run(
+                self.stores.clone(),
+                spool_dir,
+                self.config.chunk_flush_interval,
+                self.config.session_stale_after,
+                stop_sync.clone(),
+            )),
+        ];
+        if let (Some(publisher), Some(wake)) = (&self.publisher, &self.stores.events) {
+            background.push(tokio::spawn(crate::events::run(
+                Arc::clone(publisher),
+                self.stores.metadata.clone(),
+                Arc::clone(wake),
+                self.config.storage_retry_interval,
+                stop_sync.clone(),
+            )));
+        }
         let router = transport::router(self.state.clone());
         let serve = axum::serve(listener, router)
             .with_graceful_shutdown(stop_accepting.clone().cancelled_owned())
@@ -155,8 +201,9 @@ impl App {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(1), &mut serve).await;
         }
         stop_sync.cancel();
-        let _ = syncer.await;
-        let _ = retry.await;
+        for task in background {
+            let _ = task.await;
+        }
         tracing::info!(event = "shutdown_done", drained);
         match served {
             Some(Err(e)) => Err(StartupError::Serve(e)),

@@ -17,6 +17,20 @@ pub struct Config {
     pub database_url: SecretString,
     pub database_pool: crate::storage::meta::PoolSettings,
     pub storage_url: String,
+    /// S3 settings, used when `storage_url` is `s3://…`.
+    pub s3: crate::storage::object::S3Settings,
+    /// This process's id in session rows (`AUSCULT_INSTANCE_ID`, default a
+    /// fresh random id per process): the owner whose heartbeat keeps its live
+    /// sessions from being recovered by another instance.
+    pub instance_id: String,
+    /// How often each live session's new audio is written to object storage as
+    /// a chunk, and the owner's heartbeat refreshed.
+    pub chunk_flush_interval: Duration,
+    /// A live session whose owner has not heartbeaten for this long is
+    /// finished from its chunks by another instance.
+    pub session_stale_after: Duration,
+    /// The `RecordingFinalized` event queue (optional).
+    pub events: crate::events::EventSettings,
     /// The default engine for sessions that do not name one.
     pub engine: String,
     pub max_sessions: usize,
@@ -66,35 +80,6 @@ pub struct WhisperConfig {
     pub compute_type: String,
 }
 
-/// The file format: every key optional, unknown keys rejected.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    listen: Option<String>,
-    data_dir: Option<PathBuf>,
-    database_url: Option<String>,
-    database_pool_size: Option<u32>,
-    database_timeout_secs: Option<u64>,
-    storage_url: Option<String>,
-    engine: Option<String>,
-    max_sessions: Option<usize>,
-    idle_timeout_secs: Option<u64>,
-    max_duration_secs: Option<u64>,
-    max_buffer_bytes: Option<u64>,
-    max_message_bytes: Option<usize>,
-    shutdown_grace_secs: Option<u64>,
-    api_tokens: Option<String>,
-    allowed_origins: Option<String>,
-    fsync_interval_ms: Option<u64>,
-    storage_retry_secs: Option<u64>,
-    ping_interval_secs: Option<u64>,
-    pong_timeout_secs: Option<u64>,
-    log_format: Option<String>,
-    whisper_model_dir: Option<PathBuf>,
-    whisper_threads: Option<usize>,
-    whisper_compute_type: Option<String>,
-}
-
 /// Each file key and the environment variable that overrides it. The
 /// environment names are a contract with deployments.
 const ENV_KEYS: &[(&str, &str)] = &[
@@ -104,6 +89,17 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("database_pool_size", "AUSCULT_DATABASE_POOL_SIZE"),
     ("database_timeout_secs", "AUSCULT_DATABASE_TIMEOUT_SECS"),
     ("storage_url", "AUSCULT_STORAGE_URL"),
+    ("s3_endpoint", "AUSCULT_S3_ENDPOINT"),
+    ("s3_region", "AUSCULT_S3_REGION"),
+    ("s3_sse", "AUSCULT_S3_SSE"),
+    ("s3_kms_key_id", "AUSCULT_S3_KMS_KEY_ID"),
+    ("s3_timeout_secs", "AUSCULT_S3_TIMEOUT_SECS"),
+    ("s3_max_attempts", "AUSCULT_S3_MAX_ATTEMPTS"),
+    ("instance_id", "AUSCULT_INSTANCE_ID"),
+    ("chunk_flush_secs", "AUSCULT_CHUNK_FLUSH_SECS"),
+    ("session_stale_secs", "AUSCULT_SESSION_STALE_SECS"),
+    ("events_sqs_url", "AUSCULT_EVENTS_SQS_URL"),
+    ("events_sqs_region", "AUSCULT_EVENTS_SQS_REGION"),
     ("engine", "AUSCULT_ENGINE"),
     ("max_sessions", "AUSCULT_MAX_SESSIONS"),
     ("idle_timeout_secs", "AUSCULT_IDLE_TIMEOUT_SECS"),
@@ -158,21 +154,10 @@ impl Config {
         let path = file
             .map(Path::to_path_buf)
             .or_else(|| env.get("AUSCULT_CONFIG").map(PathBuf::from));
-        let file_config = match &path {
-            Some(path) => {
-                let text =
-                    std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
-                        path: path.clone(),
-                        source,
-                    })?;
-                toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::ParseFile {
-                    path: path.clone(),
-                    message: e.to_string(),
-                })?
-            }
-            None => FileConfig::default(),
+        let mut values = match &path {
+            Some(path) => file_values(path)?,
+            None => BTreeMap::new(),
         };
-        let mut values = file_config.into_values();
         for (key, env_name) in ENV_KEYS {
             if let Some(value) = env.get(*env_name) {
                 values.insert(key, value.clone());
@@ -216,6 +201,47 @@ impl Config {
             "AUSCULT_FSYNC_INTERVAL_MS",
             "1000",
         )?;
+        let nonempty = |key: &str| {
+            get(key)
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        let s3_max_attempts: u32 = parse(get("s3_max_attempts"), "AUSCULT_S3_MAX_ATTEMPTS", "3")?;
+        if s3_max_attempts == 0 {
+            return Err(invalid("AUSCULT_S3_MAX_ATTEMPTS", "must be at least 1"));
+        }
+        let s3 = crate::storage::object::S3Settings {
+            endpoint: nonempty("s3_endpoint"),
+            region: nonempty("s3_region"),
+            sse: crate::storage::object::Sse::parse(
+                nonempty("s3_sse").as_deref(),
+                nonempty("s3_kms_key_id"),
+            )
+            .map_err(|message| invalid("AUSCULT_S3_SSE", message))?,
+            timeout: secs("s3_timeout_secs", "AUSCULT_S3_TIMEOUT_SECS", 30)?,
+            max_attempts: s3_max_attempts,
+            credentials: None,
+        };
+        let instance_id = match nonempty("instance_id") {
+            Some(id) => crate::storage::keys::validate_id(&id)
+                .map(str::to_owned)
+                .map_err(|e| invalid("AUSCULT_INSTANCE_ID", e.to_string()))?,
+            None => format!("i-{}", uuid::Uuid::now_v7().simple()),
+        };
+        let chunk_flush_interval = secs("chunk_flush_secs", "AUSCULT_CHUNK_FLUSH_SECS", 10)?;
+        let session_stale_after = secs("session_stale_secs", "AUSCULT_SESSION_STALE_SECS", 60)?;
+        if session_stale_after <= chunk_flush_interval {
+            return Err(invalid(
+                "AUSCULT_SESSION_STALE_SECS",
+                "must be longer than AUSCULT_CHUNK_FLUSH_SECS (the heartbeat interval)",
+            ));
+        }
+        let events = crate::events::EventSettings {
+            sqs_url: nonempty("events_sqs_url"),
+            region: nonempty("events_sqs_region"),
+            credentials: None,
+        };
         let log_format = match get("log_format").unwrap_or("text") {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
@@ -244,6 +270,11 @@ impl Config {
                 acquire_timeout: secs("database_timeout_secs", "AUSCULT_DATABASE_TIMEOUT_SECS", 5)?,
             },
             storage_url,
+            s3,
+            instance_id,
+            chunk_flush_interval,
+            session_stale_after,
+            events,
             engine,
             max_sessions,
             idle_timeout: secs("idle_timeout_secs", "AUSCULT_IDLE_TIMEOUT_SECS", 300)?,
@@ -316,7 +347,50 @@ impl Config {
                 "AUSCULT_DATABASE_URL",
                 redact_url(self.database_url.expose_secret()),
             ),
+            (
+                "AUSCULT_DATABASE_POOL_SIZE",
+                self.database_pool.max_connections.to_string(),
+            ),
+            (
+                "AUSCULT_DATABASE_TIMEOUT_SECS",
+                self.database_pool.acquire_timeout.as_secs().to_string(),
+            ),
             ("AUSCULT_STORAGE_URL", redact_url(&self.storage_url)),
+            (
+                "AUSCULT_S3_ENDPOINT",
+                self.s3.endpoint.clone().unwrap_or_default(),
+            ),
+            (
+                "AUSCULT_S3_REGION",
+                self.s3.region.clone().unwrap_or_default(),
+            ),
+            ("AUSCULT_S3_SSE", self.s3.sse.header().to_owned()),
+            (
+                "AUSCULT_S3_KMS_KEY_ID",
+                self.s3.sse.kms_key_id().unwrap_or_default().to_owned(),
+            ),
+            (
+                "AUSCULT_S3_TIMEOUT_SECS",
+                self.s3.timeout.as_secs().to_string(),
+            ),
+            ("AUSCULT_S3_MAX_ATTEMPTS", self.s3.max_attempts.to_string()),
+            ("AUSCULT_INSTANCE_ID", self.instance_id.clone()),
+            (
+                "AUSCULT_CHUNK_FLUSH_SECS",
+                self.chunk_flush_interval.as_secs().to_string(),
+            ),
+            (
+                "AUSCULT_SESSION_STALE_SECS",
+                self.session_stale_after.as_secs().to_string(),
+            ),
+            (
+                "AUSCULT_EVENTS_SQS_URL",
+                self.events.sqs_url.clone().unwrap_or_default(),
+            ),
+            (
+                "AUSCULT_EVENTS_SQS_REGION",
+                self.events.region.clone().unwrap_or_default(),
+            ),
             ("AUSCULT_ENGINE", self.engine.clone()),
             ("AUSCULT_MAX_SESSIONS", self.max_sessions.to_string()),
             (
@@ -353,6 +427,10 @@ impl Config {
                 self.fsync_interval.as_millis().to_string(),
             ),
             (
+                "AUSCULT_STORAGE_RETRY_SECS",
+                self.storage_retry_interval.as_secs().to_string(),
+            ),
+            (
                 "AUSCULT_PING_INTERVAL_SECS",
                 self.ping_interval.as_secs().to_string(),
             ),
@@ -378,78 +456,39 @@ impl Config {
     }
 }
 
-impl FileConfig {
-    fn into_values(self) -> BTreeMap<&'static str, String> {
-        let mut m = BTreeMap::new();
-        let mut put = |k: &'static str, v: Option<String>| {
-            if let Some(v) = v {
-                m.insert(k, v);
+/// Reads a TOML file of `key = value` lines. Keys are the lower-case setting
+/// names of [`ENV_KEYS`] (unknown ones are rejected, so typos do not pass
+/// silently); values are strings, numbers or booleans.
+fn file_values(path: &Path) -> Result<BTreeMap<&'static str, String>, ConfigError> {
+    let parse_error = |message: String| ConfigError::ParseFile {
+        path: path.to_path_buf(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let table: toml::Table = toml::from_str(&text).map_err(|e| parse_error(e.to_string()))?;
+    let mut values = BTreeMap::new();
+    for (key, value) in table {
+        let Some((known, _)) = ENV_KEYS.iter().find(|(k, _)| *k == key) else {
+            return Err(parse_error(format!("unknown key {key:?}")));
+        };
+        let value = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            other => {
+                return Err(parse_error(format!(
+                    "{key}: expected a string, number or boolean, not {}",
+                    other.type_str()
+                )));
             }
         };
-        put("listen", self.listen);
-        put("data_dir", self.data_dir.map(|p| p.display().to_string()));
-        put("database_url", self.database_url);
-        put(
-            "database_pool_size",
-            self.database_pool_size.map(|v| v.to_string()),
-        );
-        put(
-            "database_timeout_secs",
-            self.database_timeout_secs.map(|v| v.to_string()),
-        );
-        put("storage_url", self.storage_url);
-        put("engine", self.engine);
-        put("max_sessions", self.max_sessions.map(|v| v.to_string()));
-        put(
-            "idle_timeout_secs",
-            self.idle_timeout_secs.map(|v| v.to_string()),
-        );
-        put(
-            "max_duration_secs",
-            self.max_duration_secs.map(|v| v.to_string()),
-        );
-        put(
-            "max_buffer_bytes",
-            self.max_buffer_bytes.map(|v| v.to_string()),
-        );
-        put(
-            "max_message_bytes",
-            self.max_message_bytes.map(|v| v.to_string()),
-        );
-        put(
-            "shutdown_grace_secs",
-            self.shutdown_grace_secs.map(|v| v.to_string()),
-        );
-        put("api_tokens", self.api_tokens);
-        put("allowed_origins", self.allowed_origins);
-        put(
-            "fsync_interval_ms",
-            self.fsync_interval_ms.map(|v| v.to_string()),
-        );
-        put(
-            "storage_retry_secs",
-            self.storage_retry_secs.map(|v| v.to_string()),
-        );
-        put(
-            "ping_interval_secs",
-            self.ping_interval_secs.map(|v| v.to_string()),
-        );
-        put(
-            "pong_timeout_secs",
-            self.pong_timeout_secs.map(|v| v.to_string()),
-        );
-        put("log_format", self.log_format);
-        put(
-            "whisper_model_dir",
-            self.whisper_model_dir.map(|p| p.display().to_string()),
-        );
-        put(
-            "whisper_threads",
-            self.whisper_threads.map(|v| v.to_string()),
-        );
-        put("whisper_compute_type", self.whisper_compute_type);
-        m
+        values.insert(*known, value);
     }
+    Ok(values)
 }
 
 fn parse<T: std::str::FromStr>(
@@ -600,6 +639,78 @@ mod tests {
         assert!(summary.contains("postgres://app:****@db:5432/x"));
         let debug = format!("{c:?}");
         assert!(!debug.contains("supersecret1") && !debug.contains("hunter22"));
+    }
+
+    #[test]
+    fn config_check_shows_every_setting() {
+        let summary = Config::load_from(None, &env(&[]))
+            .unwrap()
+            .redacted_summary();
+        for (_, name) in ENV_KEYS {
+            assert!(
+                summary.lines().any(|l| l.starts_with(&format!("{name}="))),
+                "{name} missing from config check"
+            );
+        }
+    }
+
+    #[test]
+    fn file_values_of_every_type_are_read_and_nested_tables_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.toml");
+        std::fs::write(
+            &path,
+            "max_sessions = 7\nstorage_url = \"s3://b/p\"\ns3_sse = \"aws:kms\"\n",
+        )
+        .unwrap();
+        let c = Config::load_from(Some(&path), &env(&[])).unwrap();
+        assert_eq!(c.max_sessions, 7);
+        assert_eq!(c.storage_url, "s3://b/p");
+        assert_eq!(c.s3.sse, crate::storage::object::Sse::Kms { key_id: None });
+        std::fs::write(&path, "[s3]\nregion = \"x\"\n").unwrap();
+        assert!(Config::load_from(Some(&path), &env(&[])).is_err());
+    }
+
+    #[test]
+    fn the_session_stale_time_must_exceed_the_heartbeat_interval() {
+        let err = Config::load_from(
+            None,
+            &env(&[
+                ("AUSCULT_CHUNK_FLUSH_SECS", "10"),
+                ("AUSCULT_SESSION_STALE_SECS", "10"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("AUSCULT_SESSION_STALE_SECS"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn kms_settings_are_checked() {
+        let kms = Config::load_from(
+            None,
+            &env(&[
+                ("AUSCULT_S3_SSE", "aws:kms"),
+                ("AUSCULT_S3_KMS_KEY_ID", "alias/auscult"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            kms.s3.sse,
+            crate::storage::object::Sse::Kms {
+                key_id: Some("alias/auscult".into())
+            }
+        );
+        assert!(Config::load_from(None, &env(&[("AUSCULT_S3_SSE", "rot13")])).is_err());
+        assert!(
+            Config::load_from(
+                None,
+                &env(&[("AUSCULT_S3_SSE", "AES256"), ("AUSCULT_S3_KMS_KEY_ID", "k")])
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod eval;
+pub mod events;
 pub mod protocol;
 pub mod session;
 pub mod storage;

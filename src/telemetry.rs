@@ -25,6 +25,11 @@ pub const STORAGE_PENDING: &str = "auscult_storage_pending_sessions";
 pub const ERRORS: &str = "auscult_errors_total";
 pub const UPGRADES_REFUSED: &str = "auscult_upgrades_refused_total";
 pub const RECOVERED_SESSIONS: &str = "auscult_sessions_recovered_total";
+pub const CHUNKS_WRITTEN: &str = "auscult_chunks_written_total";
+pub const CHUNK_BYTES: &str = "auscult_chunk_bytes_total";
+pub const SESSIONS_TAKEN_OVER: &str = "auscult_sessions_taken_over_total";
+pub const EVENTS_SENT: &str = "auscult_events_sent_total";
+pub const EVENTS_PENDING: &str = "auscult_events_pending";
 
 static PROMETHEUS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -96,10 +101,29 @@ fn describe() {
     );
     describe_counter!(ERRORS, "Error events sent to clients, by code");
     describe_counter!(UPGRADES_REFUSED, "WebSocket upgrades refused, by code");
-    describe_counter!(RECOVERED_SESSIONS, "Spooled sessions stored at startup");
+    describe_counter!(
+        RECOVERED_SESSIONS,
+        "Sessions cut off by a crash and stored afterwards (from a spool or from chunks)"
+    );
+    describe_counter!(
+        CHUNKS_WRITTEN,
+        "Chunks of live sessions written to object storage"
+    );
+    describe_counter!(CHUNK_BYTES, Unit::Bytes, "Audio bytes written as chunks");
+    describe_counter!(
+        SESSIONS_TAKEN_OVER,
+        "Sessions of instances that stopped heartbeating, taken over by this one"
+    );
+    describe_counter!(EVENTS_SENT, "RecordingFinalized events sent");
+    describe_gauge!(
+        EVENTS_PENDING,
+        "RecordingFinalized events waiting to be sent"
+    );
     metrics::gauge!(SESSIONS_ACTIVE).set(0.0);
     metrics::gauge!(ENGINE_BACKLOG_BYTES).set(0.0);
     metrics::gauge!(STORAGE_PENDING).set(0.0);
+    metrics::gauge!(EVENTS_PENDING).set(0.0);
+    metrics::counter!(CHUNKS_WRITTEN).absolute(0);
     metrics::counter!(SESSIONS_STARTED).absolute(0);
     metrics::counter!(AUDIO_BYTES).absolute(0);
     metrics::counter!(AUDIO_FRAMES).absolute(0);

@@ -44,6 +44,11 @@ contract!(
     an_unknown_session_reads_as_none_with_no_segments,
     migrations_are_all_applied_at_open,
     update_received_sets_only_the_byte_count,
+    only_sessions_whose_owner_stopped_heartbeating_are_stale,
+    a_stale_session_is_taken_over_by_exactly_one_instance,
+    a_claim_moves_a_session_to_its_new_owner_whatever_its_heartbeat,
+    a_session_pending_upload_stays_unfinished_and_heartbeaten,
+    an_event_is_pending_once_per_session_until_sent,
 );
 
 async fn sqlite_store() -> (SharedMetadataStore, tempfile::TempDir) {
@@ -108,12 +113,20 @@ fn outcome() -> SessionOutcome {
         audio_key: "users/u1/audio/sessions/s1/audio.wav".into(),
         transcript_key: "users/u1/audio/sessions/s1/transcript.json".into(),
         manifest_key: "users/u1/audio/sessions/s1/manifest.json".into(),
+        notify: false,
     }
+}
+
+/// When the test sessions start, in unix milliseconds.
+const T0: i64 = 1_763_700_000_000;
+
+async fn create(store: &SharedMetadataStore, id: &str) {
+    store.create_session(&record(id), "i-a", T0).await.unwrap();
 }
 
 async fn a_created_session_reads_back_live_with_nothing_finished(store: SharedMetadataStore) {
     store.ping().await.expect("ping");
-    store.create_session(&record("s1")).await.unwrap();
+    create(&store, "s1").await;
     let row = store.get_session("s1").await.unwrap().expect("row exists");
     assert_eq!(row.record, record("s1"));
     assert_eq!(row.status, SessionStatus::Live);
@@ -129,8 +142,8 @@ async fn a_created_session_reads_back_live_with_nothing_finished(store: SharedMe
 async fn segments_come_back_in_order_and_adding_one_twice_keeps_the_first(
     store: SharedMetadataStore,
 ) {
-    store.create_session(&record("s1")).await.unwrap();
-    store.create_session(&record("s2")).await.unwrap();
+    create(&store, "s1").await;
+    create(&store, "s2").await;
     for seq in [2, 0, 1] {
         store
             .add_segment("s1", &segment(seq, &format!("word{seq}")))
@@ -158,7 +171,7 @@ async fn segments_come_back_in_order_and_adding_one_twice_keeps_the_first(
 }
 
 async fn finishing_a_session_sets_its_status_keys_and_byte_count(store: SharedMetadataStore) {
-    store.create_session(&record("s1")).await.unwrap();
+    create(&store, "s1").await;
     store.finish_session("s1", &outcome()).await.unwrap();
     let row = store.get_session("s1").await.unwrap().expect("row exists");
     let o = outcome();
@@ -182,7 +195,7 @@ async fn finishing_a_session_sets_its_status_keys_and_byte_count(store: SharedMe
 }
 
 async fn an_unknown_session_reads_as_none_with_no_segments(store: SharedMetadataStore) {
-    store.create_session(&record("s1")).await.unwrap();
+    create(&store, "s1").await;
     assert!(store.get_session("nope").await.unwrap().is_none());
     assert!(store.segments("nope").await.unwrap().is_empty());
 }
@@ -194,7 +207,7 @@ async fn migrations_are_all_applied_at_open(store: SharedMetadataStore) {
 }
 
 async fn update_received_sets_only_the_byte_count(store: SharedMetadataStore) {
-    store.create_session(&record("s1")).await.unwrap();
+    create(&store, "s1").await;
     store.update_received("s1", 3_200).await.unwrap();
     assert_eq!(
         store
@@ -241,4 +254,112 @@ async fn a_streamed_session_is_stored_in_postgres_with_every_byte_counted() {
     );
     pool.close().await;
     app.stop().await;
+}
+
+async fn only_sessions_whose_owner_stopped_heartbeating_are_stale(store: SharedMetadataStore) {
+    store
+        .create_session(&record("a1"), "i-a", T0)
+        .await
+        .unwrap();
+    store
+        .create_session(&record("b1"), "i-b", T0)
+        .await
+        .unwrap();
+    store
+        .create_session(&record("done"), "i-b", T0)
+        .await
+        .unwrap();
+    store.finish_session("done", &outcome()).await.unwrap();
+    // Instance a keeps heartbeating; b went quiet at T0.
+    assert_eq!(store.heartbeat("i-a", T0 + 30_000).await.unwrap(), 1);
+    assert_eq!(
+        store.stale_sessions(T0 + 20_000, 10).await.unwrap(),
+        vec!["b1".to_owned()],
+        "a finished session is never stale"
+    );
+    assert!(store.stale_sessions(T0, 10).await.unwrap().is_empty());
+    assert_eq!(store.heartbeat("i-nobody", T0).await.unwrap(), 0);
+}
+
+async fn a_stale_session_is_taken_over_by_exactly_one_instance(store: SharedMetadataStore) {
+    create(&store, "s1").await;
+    let cutoff = T0 + 60_000;
+    let now = T0 + 61_000;
+    let (c, d) = tokio::join!(
+        store.take_over("s1", "i-c", cutoff, now),
+        store.take_over("s1", "i-d", cutoff, now)
+    );
+    assert_eq!(
+        [c.unwrap(), d.unwrap()].iter().filter(|won| **won).count(),
+        1,
+        "one winner"
+    );
+    // The winner's fresh heartbeat means it is no longer stale.
+    assert!(!store.take_over("s1", "i-e", cutoff, now).await.unwrap());
+    assert!(store.stale_sessions(cutoff, 10).await.unwrap().is_empty());
+    assert!(!store.take_over("nope", "i-e", cutoff, now).await.unwrap());
+}
+
+async fn a_claim_moves_a_session_to_its_new_owner_whatever_its_heartbeat(
+    store: SharedMetadataStore,
+) {
+    create(&store, "s1").await;
+    store.heartbeat("i-a", T0 + 50_000).await.unwrap();
+    store.claim_session("s1", "i-b", T0 + 60_000).await.unwrap();
+    // Heartbeats of the old owner no longer reach it; the new owner's do.
+    assert_eq!(store.heartbeat("i-a", T0 + 200_000).await.unwrap(), 0);
+    assert_eq!(
+        store.stale_sessions(T0 + 100_000, 10).await.unwrap(),
+        vec!["s1".to_owned()]
+    );
+    assert_eq!(store.heartbeat("i-b", T0 + 200_000).await.unwrap(), 1);
+    assert!(
+        store
+            .stale_sessions(T0 + 100_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn a_session_pending_upload_stays_unfinished_and_heartbeaten(store: SharedMetadataStore) {
+    create(&store, "s1").await;
+    store
+        .mark_pending("s1", "client_stop", T0 + 5_000)
+        .await
+        .unwrap();
+    let row = store.get_session("s1").await.unwrap().unwrap();
+    assert_eq!(row.status, SessionStatus::PendingUpload);
+    assert_eq!(row.close_reason.as_deref(), Some("client_stop"));
+    assert_eq!(row.ended_at_ms, Some(T0 + 5_000));
+    assert_eq!(store.heartbeat("i-a", T0 + 9_000).await.unwrap(), 1);
+    assert_eq!(
+        store.stale_sessions(T0 + 10_000, 10).await.unwrap(),
+        vec!["s1".to_owned()]
+    );
+    // A stored session is not marked pending after the fact.
+    store.finish_session("s1", &outcome()).await.unwrap();
+    store.mark_pending("s1", "late", T0).await.unwrap();
+    let row = store.get_session("s1").await.unwrap().unwrap();
+    assert_eq!(row.status, SessionStatus::Stored);
+}
+
+async fn an_event_is_pending_once_per_session_until_sent(store: SharedMetadataStore) {
+    create(&store, "quiet").await;
+    create(&store, "s1").await;
+    store.finish_session("quiet", &outcome()).await.unwrap();
+    let announced = SessionOutcome {
+        notify: true,
+        ..outcome()
+    };
+    store.finish_session("s1", &announced).await.unwrap();
+    let pending = store.pending_events(10).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].record.id, "s1");
+    assert_eq!(pending[0].status, SessionStatus::Stored);
+    store.mark_event_sent("s1").await.unwrap();
+    assert!(store.pending_events(10).await.unwrap().is_empty());
+    // Stored again (a fuller copy after a recovery): not announced twice.
+    store.finish_session("s1", &announced).await.unwrap();
+    assert!(store.pending_events(10).await.unwrap().is_empty());
 }

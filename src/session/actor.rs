@@ -166,13 +166,16 @@ impl Actor {
             engine_rate,
             started_at_ms: meta.started_at_ms,
         };
-        if let Err(e) = shared.metadata.create_session(&record).await {
+        let stores = &shared.stores;
+        if let Err(e) = stores
+            .metadata
+            .create_session(&record, &stores.instance_id, meta.started_at_ms)
+            .await
+        {
             // The spool's meta.json carries the same facts; the row is created at close.
             telemetry::storage_failure("metadata", &meta.session_id, &e);
         }
-        shared
-            .syncer
-            .register(&meta.session_id, spool.sync_target());
+        shared.live.register(spool.live());
         telemetry::session_started(
             &meta.session_id,
             &meta.user_id,
@@ -494,6 +497,7 @@ impl Actor {
             };
             if let Err(e) = self
                 .shared
+                .stores
                 .metadata
                 .add_segment(&self.meta.session_id, &segment)
                 .await

@@ -18,7 +18,9 @@ pub(super) async fn close(mut actor: Actor, reason: CloseReason) {
     let shared = std::sync::Arc::clone(actor.shared());
     let deadline = tokio::time::Instant::now() + shared.settings.engine_flush_timeout;
     actor.drain_engine(deadline).await;
-    shared.syncer.unregister(&actor.meta.session_id);
+    if let Some(live) = shared.live.unregister(&actor.meta.session_id) {
+        super::chunks::close(&live).await;
+    }
 
     let spool = SpoolOnDisk {
         dir: actor.spool.dir().to_path_buf(),
@@ -33,14 +35,7 @@ pub(super) async fn close(mut actor: Actor, reason: CloseReason) {
         finals: &actor.finals,
     };
     let bytes = actor.spool.data_len();
-    let result = store_with_retry(
-        &shared.objects,
-        &shared.metadata,
-        &spool,
-        &ending,
-        STORE_ATTEMPTS,
-    )
-    .await;
+    let result = store_with_retry(&shared.stores, &spool, &ending, STORE_ATTEMPTS).await;
     let final_reason = match result {
         Ok(stored) => {
             actor.send(ServerMsg::Stored(stored)).await;
@@ -58,6 +53,16 @@ pub(super) async fn close(mut actor: Actor, reason: CloseReason) {
             if let Err(e) = spool.mark_closed(&marker) {
                 telemetry::storage_failure("spool", &actor.meta.session_id, &e);
             }
+            // Best effort: the database may be what is down.
+            let pending = shared
+                .stores
+                .metadata
+                .mark_pending(&actor.meta.session_id, reason.as_str(), ended_at_ms)
+                .await;
+            if let Err(e) = pending {
+                telemetry::storage_failure("metadata", &actor.meta.session_id, &e);
+            }
+            metrics::gauge!(telemetry::STORAGE_PENDING).increment(1.0);
             actor
                 .send_error(
                     ErrorCode::StorageFailed,

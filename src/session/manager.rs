@@ -11,15 +11,14 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::Stores;
 use super::actor::{self, Attach};
 use super::link::{ClientLink, Inbound};
-use super::spool::SpoolSyncer;
+use super::spool::LiveSpools;
 use crate::audio::AudioFormat;
 use crate::config::Config;
 use crate::engine::EngineRegistry;
 use crate::protocol::{ClientMsg, CloseCode, ErrorCode, ServerMsg, StartMsg};
-use crate::storage::meta::SharedMetadataStore;
-use crate::storage::object::SharedObjectStore;
 use crate::telemetry;
 
 /// The limits and places every session works with.
@@ -58,14 +57,13 @@ pub(super) struct SessionHandle {
 pub(super) struct Shared {
     pub settings: SessionSettings,
     pub engines: EngineRegistry,
-    pub objects: SharedObjectStore,
-    pub metadata: SharedMetadataStore,
+    pub stores: Stores,
     pub sessions: DashMap<String, SessionHandle>,
     /// Sessions admitted (live or being set up); the capacity check counts these.
     pub admitted: AtomicUsize,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
-    pub syncer: SpoolSyncer,
+    pub live: LiveSpools,
     /// Hot-path counters, registered once (the macros look the series up on every call).
     pub audio_frames: metrics::Counter,
     pub audio_bytes: metrics::Counter,
@@ -80,21 +78,19 @@ impl SessionManager {
     pub fn new(
         settings: SessionSettings,
         engines: EngineRegistry,
-        objects: SharedObjectStore,
-        metadata: SharedMetadataStore,
-        syncer: SpoolSyncer,
+        stores: Stores,
+        live: LiveSpools,
     ) -> Self {
         SessionManager {
             shared: Arc::new(Shared {
                 settings,
                 engines,
-                objects,
-                metadata,
+                stores,
                 sessions: DashMap::new(),
                 admitted: AtomicUsize::new(0),
                 shutdown: CancellationToken::new(),
                 tracker: TaskTracker::new(),
-                syncer,
+                live,
                 audio_frames: metrics::counter!(telemetry::AUDIO_FRAMES),
                 audio_bytes: metrics::counter!(telemetry::AUDIO_BYTES),
             }),

@@ -9,11 +9,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::spool::{self, ClosedMarker, SpoolOnDisk};
 use super::store::{Ending, store_with_retry};
-use super::wall_clock_ms;
+use super::{Stores, wall_clock_ms};
 use crate::protocol::CloseReason;
 use crate::storage::SessionStatus;
-use crate::storage::meta::SharedMetadataStore;
-use crate::storage::object::SharedObjectStore;
 use crate::telemetry;
 
 /// What recovery did.
@@ -35,8 +33,7 @@ pub enum Scope {
 
 /// Stores the spools under `spool_dir` in `scope`. Failures are logged and left for the next try.
 pub async fn recover_spools(
-    objects: &SharedObjectStore,
-    metadata: &SharedMetadataStore,
+    stores: &Stores,
     spool_dir: &Path,
     scope: Scope,
 ) -> std::io::Result<RecoveryReport> {
@@ -50,10 +47,24 @@ pub async fn recover_spools(
             continue;
         }
         match entry {
-            Ok(spool) => match recover_one(objects, metadata, &spool).await {
-                Ok(()) => report.stored += 1,
-                Err(()) => report.failed += 1,
-            },
+            Ok(spool) => {
+                if scope == Scope::All {
+                    // This machine holds the fuller copy: make the row ours
+                    // before another instance rebuilds it from chunks.
+                    let id = &spool.meta.session_id;
+                    let claimed = stores
+                        .metadata
+                        .claim_session(id, &stores.instance_id, wall_clock_ms())
+                        .await;
+                    if let Err(e) = claimed {
+                        telemetry::storage_failure("metadata", id, &e);
+                    }
+                }
+                match recover_one(stores, &spool).await {
+                    Outcome::Stored => report.stored += 1,
+                    Outcome::Pending => report.failed += 1,
+                }
+            }
             Err((path, e)) => {
                 tracing::warn!(event = "spool_unreadable", path = %path.display(), error = %e);
                 report.failed += 1;
@@ -66,8 +77,7 @@ pub async fn recover_spools(
 /// Retries the sessions that could not be stored at close, every `interval`,
 /// until `stop` is cancelled. `auscult_storage_pending_sessions` shows how many wait.
 pub async fn retry_pending(
-    objects: SharedObjectStore,
-    metadata: SharedMetadataStore,
+    stores: Stores,
     spool_dir: std::path::PathBuf,
     interval: Duration,
     stop: CancellationToken,
@@ -80,7 +90,7 @@ pub async fn retry_pending(
             _ = tick.tick() => {}
             () = stop.cancelled() => return,
         }
-        match recover_spools(&objects, &metadata, &spool_dir, Scope::EndedOnly).await {
+        match recover_spools(&stores, &spool_dir, Scope::EndedOnly).await {
             Ok(report) => {
                 metrics::gauge!(telemetry::STORAGE_PENDING).set(report.failed as f64);
                 if report.stored > 0 || report.failed > 0 {
@@ -96,11 +106,17 @@ pub async fn retry_pending(
     }
 }
 
-async fn recover_one(
-    objects: &SharedObjectStore,
-    metadata: &SharedMetadataStore,
-    spool: &SpoolOnDisk,
-) -> Result<(), ()> {
+/// Whether a recovered session made it to storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Stored,
+    /// Kept (with a closed marker) for the background retry.
+    Pending,
+}
+
+/// Stores one spool left behind: a session cut off by a crash becomes
+/// `recovered`, one that ended normally keeps its reason.
+pub(super) async fn recover_one(stores: &Stores, spool: &SpoolOnDisk) -> Outcome {
     let id = &spool.meta.session_id;
     // A session that ended normally keeps its reason; one cut off by a crash is `recovered`.
     let recovered = CloseReason::Recovered.as_str();
@@ -113,7 +129,7 @@ async fn recover_one(
     } else {
         SessionStatus::Stored
     };
-    let stored = match metadata.segments(id).await {
+    let stored = match stores.metadata.segments(id).await {
         Ok(finals) => {
             let ending = Ending {
                 status,
@@ -121,9 +137,7 @@ async fn recover_one(
                 ended_at_ms: marker.ended_at_ms,
                 finals: &finals,
             };
-            store_with_retry(objects, metadata, spool, &ending, 3)
-                .await
-                .ok()
+            store_with_retry(stores, spool, &ending, 3).await.ok()
         }
         Err(e) => {
             telemetry::storage_failure("metadata", id, &e);
@@ -134,7 +148,7 @@ async fn recover_one(
         Some(stored) => {
             metrics::counter!(telemetry::RECOVERED_SESSIONS).increment(1);
             tracing::info!(event = "session_recovered", session_id = %id, status = status.as_str(), duration_s = stored.duration_s);
-            Ok(())
+            Outcome::Stored
         }
         None => {
             // Marked as ended, so the background retry picks it up from now on.
@@ -143,7 +157,7 @@ async fn recover_one(
             {
                 telemetry::storage_failure("spool", id, &e);
             }
-            Err(())
+            Outcome::Pending
         }
     }
 }

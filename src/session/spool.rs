@@ -8,7 +8,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use dashmap::DashMap;
@@ -43,17 +43,34 @@ pub struct ClosedMarker {
 
 /// The open spool of a live session. Writes are plain `write(2)` calls into the
 /// page cache (cheap; they survive a process crash); fsync happens on a timer
-/// for all sessions at once, in [`SpoolSyncer`].
+/// for all sessions at once, and so do chunk uploads (see [`LiveSpools`]).
 pub struct Spool {
     dir: PathBuf,
-    file: Arc<SyncTarget>,
-    data_len: u64,
+    live: Arc<LiveSpool>,
 }
 
-/// A spool file as seen by the syncer.
-pub struct SyncTarget {
+/// A live spool as seen by the background tasks: the fsync timer and the
+/// chunk flusher, which reads the audio appended since its last chunk.
+pub struct LiveSpool {
     file: File,
     dirty: AtomicBool,
+    /// Audio bytes appended so far (whole frames; published after each append).
+    data_len: AtomicU64,
+    header_len: u64,
+    pub meta: SpoolMeta,
+    /// Chunk upload progress; held during an upload so close can wait for it.
+    pub chunks: tokio::sync::Mutex<ChunkCursor>,
+}
+
+/// How far the session's audio has been written to object storage as chunks.
+#[derive(Debug, Default)]
+pub struct ChunkCursor {
+    /// The next chunk's sequence number.
+    pub seq: u32,
+    /// Audio bytes already in chunks.
+    pub flushed: u64,
+    /// Set at close: no more chunks.
+    pub closed: bool,
 }
 
 impl Spool {
@@ -74,11 +91,14 @@ impl Spool {
         sync_dir(&dir)?;
         Ok(Spool {
             dir,
-            file: Arc::new(SyncTarget {
+            live: Arc::new(LiveSpool {
                 file,
                 dirty: AtomicBool::new(false),
+                data_len: AtomicU64::new(0),
+                header_len: header.len() as u64,
+                meta: meta.clone(),
+                chunks: tokio::sync::Mutex::new(ChunkCursor::default()),
             }),
-            data_len: 0,
         })
     }
 
@@ -87,22 +107,43 @@ impl Spool {
         if bytes.is_empty() {
             return Ok(());
         }
-        (&self.file.file).write_all(bytes)?;
-        self.data_len += bytes.len() as u64;
-        self.file.dirty.store(true, Ordering::Release);
+        (&self.live.file).write_all(bytes)?;
+        self.live
+            .data_len
+            .fetch_add(bytes.len() as u64, Ordering::Release);
+        self.live.dirty.store(true, Ordering::Release);
         Ok(())
     }
 
     pub fn data_len(&self) -> u64 {
-        self.data_len
+        self.live.data_len()
+    }
+
+    /// Fsyncs the audio now (live sessions leave this to [`LiveSpools`]).
+    pub fn sync(&self) -> std::io::Result<()> {
+        self.live.file.sync_data()
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    pub fn sync_target(&self) -> Arc<SyncTarget> {
-        Arc::clone(&self.file)
+    pub fn live(&self) -> Arc<LiveSpool> {
+        Arc::clone(&self.live)
+    }
+}
+
+impl LiveSpool {
+    pub fn data_len(&self) -> u64 {
+        self.data_len.load(Ordering::Acquire)
+    }
+
+    /// Reads audio bytes `from..to` (offsets into the audio, after the header).
+    pub fn read_audio(&self, from: u64, to: u64) -> std::io::Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0u8; to.saturating_sub(from) as usize];
+        self.file.read_exact_at(&mut buf, self.header_len + from)?;
+        Ok(buf)
     }
 }
 
@@ -160,7 +201,10 @@ pub fn scan(root: &Path) -> std::io::Result<Vec<Result<SpoolOnDisk, (PathBuf, st
     };
     for entry in entries {
         let path = entry?.path();
-        if path.is_dir() {
+        let hidden = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        if path.is_dir() && !hidden {
             out.push(load(&path).map_err(|e| (path.clone(), e)));
         }
     }
@@ -200,24 +244,30 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Fsyncs every dirty spool on a timer, in one blocking task for all sessions,
-/// so a crash of the machine loses at most one interval.
+/// The spools of this process's live sessions. Fsyncs every dirty one on a
+/// timer, in one blocking task for all sessions, so a crash of the machine
+/// loses at most one interval; the chunk flusher walks the same set.
 #[derive(Clone, Default)]
-pub struct SpoolSyncer {
-    targets: Arc<DashMap<String, Arc<SyncTarget>>>,
+pub struct LiveSpools {
+    spools: Arc<DashMap<String, Arc<LiveSpool>>>,
 }
 
-impl SpoolSyncer {
-    pub fn register(&self, session_id: &str, target: Arc<SyncTarget>) {
-        self.targets.insert(session_id.to_owned(), target);
+impl LiveSpools {
+    pub fn register(&self, spool: Arc<LiveSpool>) {
+        self.spools.insert(spool.meta.session_id.clone(), spool);
     }
 
-    pub fn unregister(&self, session_id: &str) {
-        self.targets.remove(session_id);
+    pub fn unregister(&self, session_id: &str) -> Option<Arc<LiveSpool>> {
+        self.spools.remove(session_id).map(|(_, spool)| spool)
+    }
+
+    /// The live spools right now.
+    pub fn snapshot(&self) -> Vec<Arc<LiveSpool>> {
+        self.spools.iter().map(|s| Arc::clone(s.value())).collect()
     }
 
     /// Runs until `stop` is cancelled, then syncs once more.
-    pub async fn run(self, interval: Duration, stop: CancellationToken) {
+    pub async fn run_fsync(self, interval: Duration, stop: CancellationToken) {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -232,8 +282,8 @@ impl SpoolSyncer {
     }
 
     async fn sync_dirty(&self) {
-        let dirty: Vec<Arc<SyncTarget>> = self
-            .targets
+        let dirty: Vec<Arc<LiveSpool>> = self
+            .spools
             .iter()
             .filter(|t| t.dirty.swap(false, Ordering::AcqRel))
             .map(|t| Arc::clone(t.value()))
@@ -288,6 +338,7 @@ mod tests {
         spool.append(&[1, 2, 3, 4]).unwrap();
         spool.append(&[5, 6]).unwrap();
         assert_eq!(spool.data_len(), 6);
+        assert_eq!(spool.live().read_audio(1, 5).unwrap(), vec![2, 3, 4, 5]);
         let found = scan(root.path()).unwrap().pop().unwrap().unwrap();
         assert_eq!(found.meta, meta(format));
         assert_eq!(found.seal().unwrap(), 6);

@@ -11,11 +11,9 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::spool::SpoolOnDisk;
-use super::wall_clock_ms;
+use super::{Stores, wall_clock_ms};
 use crate::protocol::StoredMsg;
 use crate::storage::keys::SessionKeys;
-use crate::storage::meta::SharedMetadataStore;
-use crate::storage::object::SharedObjectStore;
 use crate::storage::{FinalSegment, SessionOutcome, SessionRecord, SessionStatus, StorageError};
 use crate::telemetry;
 
@@ -29,8 +27,7 @@ pub struct Ending<'a> {
 
 /// Stores the session, retrying transient failures a few times with backoff and jitter.
 pub async fn store_with_retry(
-    objects: &SharedObjectStore,
-    metadata: &SharedMetadataStore,
+    stores: &Stores,
     spool: &SpoolOnDisk,
     ending: &Ending<'_>,
     attempts: u32,
@@ -38,7 +35,7 @@ pub async fn store_with_retry(
     let mut delay = Duration::from_millis(200);
     let mut attempt = 1;
     loop {
-        match store(objects, metadata, spool, ending).await {
+        match store(stores, spool, ending).await {
             Ok(stored) => return Ok(stored),
             Err(e) if e.is_retryable() && attempt < attempts => {
                 telemetry::storage_failure("session", &spool.meta.session_id, &e);
@@ -57,11 +54,11 @@ pub async fn store_with_retry(
 
 /// Stores one session from its spool.
 pub async fn store(
-    objects: &SharedObjectStore,
-    metadata: &SharedMetadataStore,
+    stores: &Stores,
     spool: &SpoolOnDisk,
     ending: &Ending<'_>,
 ) -> Result<StoredMsg, StorageError> {
+    let (objects, metadata) = (&stores.objects, &stores.metadata);
     let meta = &spool.meta;
     let keys = SessionKeys::new(&meta.user_id, &meta.session_id)
         .map_err(|e| StorageError::Invalid(e.to_string()))?;
@@ -134,22 +131,28 @@ pub async fn store(
         .await?;
 
     if metadata.get_session(&meta.session_id).await?.is_none() {
+        // The database was unreachable when the session started.
         metadata
-            .create_session(&SessionRecord {
-                id: meta.session_id.clone(),
-                user_id: meta.user_id.clone(),
-                engine: meta.engine.clone(),
-                language: meta.language.clone(),
-                encoding: meta.format.encoding.as_str().to_owned(),
-                channels: meta.format.channels,
-                input_rate: meta.format.sample_rate,
-                engine_rate: meta.engine_rate,
-                started_at_ms: meta.started_at_ms,
-            })
+            .create_session(
+                &SessionRecord {
+                    id: meta.session_id.clone(),
+                    user_id: meta.user_id.clone(),
+                    engine: meta.engine.clone(),
+                    language: meta.language.clone(),
+                    encoding: meta.format.encoding.as_str().to_owned(),
+                    channels: meta.format.channels,
+                    input_rate: meta.format.sample_rate,
+                    engine_rate: meta.engine_rate,
+                    started_at_ms: meta.started_at_ms,
+                },
+                &stores.instance_id,
+                wall_clock_ms(),
+            )
             .await?;
-        for segment in ending.finals {
-            metadata.add_segment(&meta.session_id, segment).await?;
-        }
+    }
+    // Idempotent: finals whose write failed during the session land now.
+    for segment in ending.finals {
+        metadata.add_segment(&meta.session_id, segment).await?;
     }
     let outcome = SessionOutcome {
         status: ending.status,
@@ -160,8 +163,13 @@ pub async fn store(
         audio_key: keys.audio(),
         transcript_key: keys.transcript(),
         manifest_key: keys.manifest(),
+        notify: stores.events.is_some(),
     };
     metadata.finish_session(&meta.session_id, &outcome).await?;
+    if let Some(events) = &stores.events {
+        events.notify_one();
+    }
+    super::chunks::delete_chunks(objects, &keys, &meta.session_id).await;
 
     let dir = spool.dir.clone();
     if let Err(e) = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir))

@@ -53,6 +53,46 @@ impl SessionKeys {
     pub fn manifest(&self) -> String {
         format!("{}manifest.json", self.prefix)
     }
+
+    /// The folder of the chunks written while the session is live.
+    pub fn chunks(&self) -> String {
+        format!("{}chunks/", self.prefix)
+    }
+
+    /// One chunk: `chunks/{seq}-{start_ms}-{end_ms}.pcm`, the raw audio (as
+    /// sent, no header) from `start_ms` to `end_ms` of the session. `seq` is
+    /// zero-padded so the keys sort in order.
+    pub fn chunk(&self, chunk: &Chunk) -> String {
+        format!(
+            "{}{:06}-{}-{}.pcm",
+            self.chunks(),
+            chunk.seq,
+            chunk.start_ms,
+            chunk.end_ms
+        )
+    }
+}
+
+/// What a chunk's key says about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chunk {
+    pub seq: u32,
+    pub start_ms: u64,
+    pub end_ms: u64,
+}
+
+impl Chunk {
+    /// Parses a chunk key (or its last segment); `None` for anything else.
+    pub fn parse(key: &str) -> Option<Chunk> {
+        let name = key.rsplit('/').next()?.strip_suffix(".pcm")?;
+        let mut parts = name.splitn(3, '-');
+        let chunk = Chunk {
+            seq: parts.next()?.parse().ok()?,
+            start_ms: parts.next()?.parse().ok()?,
+            end_ms: parts.next()?.parse().ok()?,
+        };
+        (chunk.start_ms <= chunk.end_ms).then_some(chunk)
+    }
 }
 
 #[cfg(test)]
@@ -77,5 +117,19 @@ mod tests {
         assert_eq!(k.audio(), "users/u1/audio/sessions/s1/audio.wav");
         assert_eq!(k.transcript(), "users/u1/audio/sessions/s1/transcript.json");
         assert_eq!(k.manifest(), "users/u1/audio/sessions/s1/manifest.json");
+        let chunk = Chunk {
+            seq: 3,
+            start_ms: 30_000,
+            end_ms: 40_000,
+        };
+        let key = k.chunk(&chunk);
+        assert_eq!(
+            key,
+            "users/u1/audio/sessions/s1/chunks/000003-30000-40000.pcm"
+        );
+        assert_eq!(Chunk::parse(&key), Some(chunk));
+        for bad in ["x.pcm", "1-2.pcm", "1-2-3.wav", "a-1-2.pcm", "1-5-2.pcm"] {
+            assert_eq!(Chunk::parse(bad), None, "{bad}");
+        }
     }
 }

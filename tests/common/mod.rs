@@ -62,17 +62,13 @@ where
 /// The app's config from `AUSCULT_*` pairs, as the in-process TestApp gets it
 /// (the process environment is not read).
 pub fn test_config(vars: &BTreeMap<String, String>) -> Config {
-    let config = Config::load_from(None, vars).expect("test config");
-    // TODO(main): s3/events credentials. The in-process app has no AWS
-    // credentials in its environment; once Config carries them, give it
-    // moto's static ones whenever it is pointed at an S3 endpoint (and make
-    // `config` above `mut`):
-    //
-    //     if vars.contains_key("AUSCULT_S3_ENDPOINT") {
-    //         let credentials = moto::credentials(); // Credentials::new("test", "test", None, None, "auscult-tests")
-    //         config.s3.credentials = Some(credentials.clone());
-    //         config.events.credentials = Some(credentials);
-    //     }
+    let mut config = Config::load_from(None, vars).expect("test config");
+    // The in-process app has no AWS credentials in its environment: pointed
+    // at moto (S3 or SQS), it gets moto's static ones.
+    if vars.contains_key("AUSCULT_S3_ENDPOINT") || vars.contains_key("AUSCULT_EVENTS_SQS_URL") {
+        config.s3.credentials = Some(moto::credentials());
+        config.events.credentials = Some(moto::credentials());
+    }
     config
 }
 

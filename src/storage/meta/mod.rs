@@ -3,6 +3,7 @@
 
 mod postgres;
 mod rows;
+mod sql;
 mod sqlite;
 
 pub use postgres::PostgresMetadataStore;
@@ -75,6 +76,8 @@ pub struct SessionOutcome {
     pub audio_key: String,
     pub transcript_key: String,
     pub manifest_key: String,
+    /// Announce the stored session with a `RecordingFinalized` event (once per session).
+    pub notify: bool,
 }
 
 /// A session row as read back.
@@ -109,9 +112,18 @@ pub struct MigrationStatus {
     pub pending: usize,
 }
 
+/// Session rows and their final segments. Every write is idempotent, so a
+/// retry after a lost reply is safe.
 #[async_trait]
 pub trait MetadataStore: Send + Sync + 'static {
-    async fn create_session(&self, record: &SessionRecord) -> Result<(), StorageError>;
+    /// Creates the row of a new live session, owned by instance `owner`.
+    async fn create_session(
+        &self,
+        record: &SessionRecord,
+        owner: &str,
+        now_ms: i64,
+    ) -> Result<(), StorageError>;
+    /// Adds a final segment; adding the same `seq` again keeps the first.
     async fn add_segment(
         &self,
         session_id: &str,
@@ -119,16 +131,49 @@ pub trait MetadataStore: Send + Sync + 'static {
     ) -> Result<(), StorageError>;
     async fn segments(&self, session_id: &str) -> Result<Vec<FinalSegment>, StorageError>;
     async fn get_session(&self, session_id: &str) -> Result<Option<SessionRow>, StorageError>;
+    /// Records how much audio is safe in object storage so far (chunk flushes).
     async fn update_received(
         &self,
         session_id: &str,
         received_bytes: u64,
     ) -> Result<(), StorageError>;
+    /// Completes the row once everything is stored.
     async fn finish_session(
         &self,
         session_id: &str,
         outcome: &SessionOutcome,
     ) -> Result<(), StorageError>;
+    /// Marks a live session that ended but could not be stored yet.
+    async fn mark_pending(
+        &self,
+        session_id: &str,
+        close_reason: &str,
+        ended_at_ms: i64,
+    ) -> Result<(), StorageError>;
+    /// Refreshes the heartbeat of every unfinished session `owner` holds; returns how many.
+    async fn heartbeat(&self, owner: &str, now_ms: i64) -> Result<u64, StorageError>;
+    /// Makes `owner` the session's owner, whoever held it (its local spool is the fuller copy).
+    async fn claim_session(
+        &self,
+        session_id: &str,
+        owner: &str,
+        now_ms: i64,
+    ) -> Result<(), StorageError>;
+    /// Unfinished sessions whose owner has not heartbeaten since `cutoff_ms`, oldest first.
+    async fn stale_sessions(&self, cutoff_ms: i64, limit: u32)
+    -> Result<Vec<String>, StorageError>;
+    /// Takes a stale session over for `owner`; `false` when it is not stale
+    /// (any more) or another instance took it first.
+    async fn take_over(
+        &self,
+        session_id: &str,
+        owner: &str,
+        cutoff_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool, StorageError>;
+    /// Stored sessions whose `RecordingFinalized` event is still to be sent.
+    async fn pending_events(&self, limit: u32) -> Result<Vec<SessionRow>, StorageError>;
+    async fn mark_event_sent(&self, session_id: &str) -> Result<(), StorageError>;
     async fn ping(&self) -> Result<(), StorageError>;
     async fn migrations(&self) -> Result<MigrationStatus, StorageError>;
     fn describe(&self) -> String;

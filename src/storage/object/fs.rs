@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{ObjectStore, check_key};
+use super::{ObjectStore, check_key, check_prefix};
 use crate::storage::StorageError;
 
 #[derive(Debug, Clone)]
@@ -98,6 +98,38 @@ impl ObjectStore for FsObjectStore {
         }
     }
 
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        let folder = check_prefix(prefix)?.to_owned();
+        let root = self.root.clone();
+        blocking(move || {
+            let mut keys = Vec::new();
+            let mut pending = vec![folder];
+            while let Some(dir) = pending.pop() {
+                let entries = match std::fs::read_dir(root.join(&dir)) {
+                    Ok(entries) => entries,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                };
+                for entry in entries {
+                    let entry = entry?;
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    if name.starts_with(".tmp-") {
+                        continue; // an object being written
+                    }
+                    let key = format!("{dir}/{name}");
+                    if entry.file_type()?.is_dir() {
+                        pending.push(key);
+                    } else {
+                        keys.push(key);
+                    }
+                }
+            }
+            keys.sort();
+            Ok(keys)
+        })
+        .await
+    }
+
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
         let path = self.path(key)?;
         match tokio::fs::remove_file(&path).await {
@@ -158,5 +190,8 @@ mod tests {
             );
         }
         store.check_writable().await.unwrap();
+        assert_eq!(store.list("users/").await.unwrap(), vec!["users/u/b.bin"]);
+        assert!(store.list("nothing/").await.unwrap().is_empty());
+        assert!(store.list("users").await.is_err());
     }
 }

@@ -32,6 +32,8 @@ pub trait ObjectStore: Send + Sync + 'static {
     ) -> Result<(), StorageError>;
     /// Reads an object; `None` when it does not exist.
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StorageError>;
+    /// The keys under the folder `prefix` (which ends in `/`), at any depth, sorted.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError>;
     /// Deletes an object; deleting a missing object is not an error.
     async fn delete(&self, key: &str) -> Result<(), StorageError>;
     /// Proves the store accepts writes (for `/ready`).
@@ -43,20 +45,28 @@ pub trait ObjectStore: Send + Sync + 'static {
 pub type SharedObjectStore = Arc<dyn ObjectStore>;
 
 /// Opens the object store named by `AUSCULT_STORAGE_URL`: `file:///folder`
-/// or `s3://bucket/prefix` (S3 settings from the environment, see
-/// [`S3Settings::from_env`]).
-pub async fn open(url: &str) -> Result<SharedObjectStore, StorageError> {
+/// or `s3://bucket/prefix` (with `s3`, the `AUSCULT_S3_*` settings).
+pub async fn open(url: &str, s3: &S3Settings) -> Result<SharedObjectStore, StorageError> {
     if let Some(path) = url.strip_prefix("file://") {
         return Ok(Arc::new(FsObjectStore::open(Path::new(path)).await?));
     }
     if url.starts_with("s3://") {
-        let settings = S3Settings::from_env()?;
-        return Ok(Arc::new(S3ObjectStore::open(url, settings).await?));
+        return Ok(Arc::new(S3ObjectStore::open(url, s3.clone()).await?));
     }
     Err(StorageError::Config(format!(
         "unsupported storage URL scheme in {}: expected file:// or s3://",
         crate::config::redact_url(url)
     )))
+}
+
+/// Checks a folder prefix for `list`: a valid key followed by `/`.
+pub(crate) fn check_prefix(prefix: &str) -> Result<&str, StorageError> {
+    match prefix.strip_suffix('/') {
+        Some(folder) => check_key(folder).map(|()| folder),
+        None => Err(StorageError::Invalid(
+            "a list prefix must end in /".to_owned(),
+        )),
+    }
 }
 
 /// Rejects keys that could escape the store's root or are not plain segments.

@@ -18,7 +18,7 @@ use aws_sdk_s3::types::{
 use bytes::Bytes;
 use tokio::io::AsyncReadExt;
 
-use super::{ObjectStore, check_key};
+use super::{ObjectStore, check_key, check_prefix};
 use crate::storage::StorageError;
 
 /// Files at least this large go up as a multipart upload, in parts of this
@@ -35,9 +35,37 @@ pub enum Sse {
     Kms { key_id: Option<String> },
 }
 
-/// How to reach S3. Credentials come from the default AWS chain (environment,
-/// profile, ECS/EC2 role) unless set explicitly (tests do).
-#[derive(Debug, Clone, Default)]
+impl Sse {
+    /// From `AUSCULT_S3_SSE` (`AES256`, the default, or `aws:kms`) and
+    /// `AUSCULT_S3_KMS_KEY_ID` (which implies `aws:kms` when the mode is unset).
+    pub fn parse(mode: Option<&str>, kms_key_id: Option<String>) -> Result<Sse, String> {
+        match mode {
+            None | Some("AES256") if kms_key_id.is_none() => Ok(Sse::Aes256),
+            None | Some("aws:kms") => Ok(Sse::Kms { key_id: kms_key_id }),
+            Some("AES256") => Err("AUSCULT_S3_KMS_KEY_ID needs AUSCULT_S3_SSE=aws:kms".to_owned()),
+            Some(other) => Err(format!("must be AES256 or aws:kms, not {other:?}")),
+        }
+    }
+
+    /// The `x-amz-server-side-encryption` value.
+    pub fn header(&self) -> &'static str {
+        match self {
+            Sse::Aes256 => "AES256",
+            Sse::Kms { .. } => "aws:kms",
+        }
+    }
+
+    pub fn kms_key_id(&self) -> Option<&str> {
+        match self {
+            Sse::Aes256 => None,
+            Sse::Kms { key_id } => key_id.as_deref(),
+        }
+    }
+}
+
+/// How to reach S3 (`AUSCULT_S3_*`). Credentials come from the default AWS
+/// chain (environment, profile, ECS/EC2 role) unless set explicitly (tests do).
+#[derive(Debug, Clone)]
 pub struct S3Settings {
     /// Endpoint override for S3-compatible servers; path-style addressing is
     /// used whenever an endpoint override (this or `AWS_ENDPOINT_URL`) is set.
@@ -45,38 +73,25 @@ pub struct S3Settings {
     /// Region; `None` takes it from the AWS chain (`AWS_REGION`, profile).
     pub region: Option<String>,
     pub sse: Sse,
+    /// Limit on each attempt of a request (one part of a multipart upload is one request).
+    pub timeout: std::time::Duration,
+    /// Attempts per request by the SDK (standard retry mode: backoff with
+    /// jitter), before the session-level retries take over.
+    pub max_attempts: u32,
     /// Fixed credentials instead of the default chain (redacted in `Debug`).
     pub credentials: Option<Credentials>,
 }
 
-impl S3Settings {
-    /// Reads the S3 settings from the environment:
-    /// `AUSCULT_S3_ENDPOINT` (endpoint override; the SDK's own
-    /// `AWS_ENDPOINT_URL` also works), `AUSCULT_S3_REGION`, `AUSCULT_S3_SSE`
-    /// (`AES256`, the default, or `aws:kms`) and `AUSCULT_S3_KMS_KEY_ID`.
-    pub fn from_env() -> Result<Self, StorageError> {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        let key_id = var("AUSCULT_S3_KMS_KEY_ID");
-        let sse = match var("AUSCULT_S3_SSE").as_deref() {
-            None | Some("AES256") if key_id.is_none() => Sse::Aes256,
-            None | Some("aws:kms") => Sse::Kms { key_id },
-            Some("AES256") => {
-                return Err(StorageError::Config(
-                    "AUSCULT_S3_KMS_KEY_ID needs AUSCULT_S3_SSE=aws:kms".to_owned(),
-                ));
-            }
-            Some(other) => {
-                return Err(StorageError::Config(format!(
-                    "AUSCULT_S3_SSE must be AES256 or aws:kms, not {other:?}"
-                )));
-            }
-        };
-        Ok(S3Settings {
-            endpoint: var("AUSCULT_S3_ENDPOINT"),
-            region: var("AUSCULT_S3_REGION"),
-            sse,
+impl Default for S3Settings {
+    fn default() -> Self {
+        S3Settings {
+            endpoint: None,
+            region: None,
+            sse: Sse::default(),
+            timeout: std::time::Duration::from_secs(30),
+            max_attempts: 3,
             credentials: None,
-        })
+        }
     }
 }
 
@@ -105,6 +120,16 @@ impl S3ObjectStore {
         if let Some(credentials) = settings.credentials {
             loader = loader.credentials_provider(credentials);
         }
+        loader = loader
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(std::time::Duration::from_secs(5))
+                    .operation_attempt_timeout(settings.timeout)
+                    .build(),
+            )
+            .retry_config(
+                aws_config::retry::RetryConfig::standard().with_max_attempts(settings.max_attempts),
+            );
         let shared = loader.load().await;
         if shared.region().is_none() {
             return Err(StorageError::Config(
@@ -357,6 +382,31 @@ impl ObjectStore for S3ObjectStore {
             StorageError::Unavailable(format!("S3 GetObject body on bucket {}: {e}", self.bucket))
         })?;
         Ok(Some(body.into_bytes()))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        check_prefix(prefix)?;
+        let full = format!("{}{prefix}", self.prefix);
+        let mut keys = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&full)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| s3_error("ListObjectsV2", &self.bucket, e))?;
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key())
+                    .filter_map(|k| k.strip_prefix(self.prefix.as_str()))
+                    .map(str::to_owned),
+            );
+        }
+        keys.sort();
+        Ok(keys)
     }
 
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
