@@ -346,6 +346,42 @@ impl Backend {
         StoredSession::from_parts(audio, &manifest, &transcript, row)
     }
 
+    /// The object's ETag (S3 gives multipart uploads `"<md5>-<parts>"`);
+    /// `None` on the embedded pair or for a missing object.
+    pub async fn etag(&self, key: &str) -> Option<String> {
+        let Pair::Cloud(c) = &self.pair else {
+            return None;
+        };
+        let head =
+            c.s3.head_object()
+                .bucket(&c.bucket)
+                .key(format!("{S3_PREFIX}/{key}"))
+                .send()
+                .await
+                .ok()?;
+        head.e_tag().map(|t| t.trim_matches('"').to_owned())
+    }
+
+    /// Makes object storage unreachable for the app (`false`) or reachable
+    /// again (`true`): the S3 proxy goes down (cloud, built with an S3
+    /// proxy), or the objects folder is swapped for a plain file (embedded).
+    pub fn set_objects_reachable(&self, reachable: bool) {
+        match &self.pair {
+            Pair::Cloud(_) => self.s3_proxy().set_up(reachable),
+            Pair::Embedded(e) => {
+                let objects = e.dir.path().join("objects");
+                let away = e.dir.path().join("objects.away");
+                if reachable {
+                    std::fs::remove_file(&objects).expect("remove the stand-in file");
+                    std::fs::rename(&away, &objects).expect("put the objects folder back");
+                } else {
+                    std::fs::rename(&objects, &away).expect("move the objects folder away");
+                    std::fs::write(&objects, b"not a folder").expect("write the stand-in file");
+                }
+            }
+        }
+    }
+
     /// Cloud: every object in the bucket sits under the prefix and has
     /// server-side encryption (AES256) set; returns how many were checked.
     /// Embedded: nothing to check (a folder has no SSE), returns 0.

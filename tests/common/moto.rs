@@ -78,6 +78,31 @@ impl Moto {
         client_for(&self.endpoint)
     }
 
+    /// A fresh SQS queue for one test; returns its URL.
+    pub async fn create_queue(&self) -> String {
+        let name = format!("auscult-test-{}", uuid::Uuid::now_v7().simple());
+        self.sqs()
+            .create_queue()
+            .queue_name(&name)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("create queue {name} on moto: {e:?}"))
+            .queue_url()
+            .expect("moto returns the queue URL")
+            .to_owned()
+    }
+
+    /// A raw SQS client, for creating queues and reading what was sent.
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        let config = aws_sdk_sqs::Config::builder()
+            .behavior_version_latest()
+            .endpoint_url(&self.endpoint)
+            .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+            .credentials_provider(credentials())
+            .build();
+        aws_sdk_sqs::Client::from_conf(config)
+    }
+
     /// A fresh bucket for one test.
     pub async fn create_bucket(&self) -> String {
         let bucket = format!("auscult-test-{}", uuid::Uuid::now_v7().simple());
