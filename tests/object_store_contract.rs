@@ -52,6 +52,7 @@ contract!(
     a_missing_key_reads_as_none,
     keys_that_could_escape_the_store_are_rejected,
     a_writable_store_passes_its_check_and_leaves_nothing_behind,
+    listing_a_folder_gives_every_key_under_it_sorted_and_nothing_else,
 );
 
 struct Fixture {
@@ -245,4 +246,80 @@ async fn keys_that_could_escape_the_store_are_rejected(f: &Fixture) {
 async fn a_writable_store_passes_its_check_and_leaves_nothing_behind(f: &Fixture) {
     f.store.check_writable().await.unwrap();
     assert_eq!(f.object_count().await, 0);
+}
+
+async fn listing_a_folder_gives_every_key_under_it_sorted_and_nothing_else(f: &Fixture) {
+    for key in [
+        "users/u/s/chunks/000001-10-20.pcm",
+        "users/u/s/chunks/000000-0-10.pcm",
+        "users/u/s/audio.wav",
+        "users/u/s2/chunks/000000-0-10.pcm",
+        "users/u/s/chunks/deeper/x",
+    ] {
+        f.store
+            .put_bytes(key, Bytes::from_static(b"x"), "application/octet-stream")
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        f.store.list("users/u/s/chunks/").await.unwrap(),
+        vec![
+            "users/u/s/chunks/000000-0-10.pcm",
+            "users/u/s/chunks/000001-10-20.pcm",
+            "users/u/s/chunks/deeper/x",
+        ]
+    );
+    assert!(f.store.list("users/u/nothing/").await.unwrap().is_empty());
+    for bad in ["users/u/s", "../", "/users/"] {
+        assert!(
+            matches!(f.store.list(bad).await, Err(StorageError::Invalid(_))),
+            "{bad}"
+        );
+    }
+}
+
+/// `aws:kms` with a key id: every object names the key, multipart included.
+#[tokio::test]
+async fn with_kms_configured_every_object_is_encrypted_with_the_key() {
+    let moto = Moto::acquire().await;
+    let bucket = moto.create_bucket().await;
+    let key_id = "arn:aws:kms:us-east-1:123456789012:key/auscult-test";
+    let settings = auscult::storage::object::S3Settings {
+        sse: auscult::storage::object::Sse::Kms {
+            key_id: Some(key_id.to_owned()),
+        },
+        ..moto.settings()
+    };
+    let store = S3ObjectStore::open(&format!("s3://{bucket}/k"), settings)
+        .await
+        .expect("open S3 store");
+    store
+        .put_bytes("small.json", Bytes::from_static(b"{}"), "application/json")
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.bin");
+    let data: Vec<u8> = (0..MULTIPART_PART_SIZE + 1000).map(|i| i as u8).collect();
+    std::fs::write(&path, &data).unwrap();
+    store
+        .put_file("big.bin", &path, "application/octet-stream")
+        .await
+        .unwrap();
+    assert_eq!(store.get("big.bin").await.unwrap().unwrap(), data);
+    let client = moto.client();
+    for key in ["k/small.json", "k/big.bin"] {
+        let head = client
+            .head_object()
+            .bucket(&bucket)
+            .key(key)
+            .send()
+            .await
+            .expect("head object");
+        assert_eq!(
+            head.server_side_encryption(),
+            Some(&ServerSideEncryption::AwsKms),
+            "{key}"
+        );
+        assert_eq!(head.ssekms_key_id(), Some(key_id), "{key}");
+    }
 }
