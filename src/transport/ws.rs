@@ -5,45 +5,32 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
-use serde::Deserialize;
 
 use super::AppState;
+use super::auth::{AuthUser, RefusalCode};
 use super::http::error_response;
 use crate::session::{self, Inbound, Outbound};
 use crate::telemetry;
 
-#[derive(Debug, Deserialize)]
-pub struct StreamQuery {
-    access_token: Option<String>,
-}
-
 pub async fn stream(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(query): Query<StreamQuery>,
+    user: Result<AuthUser, Response>,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
-    let user = match state.auth.check_origin(&headers).and_then(|()| {
-        state
-            .auth
-            .authenticate(&headers, query.access_token.as_deref())
-    }) {
-        Ok(user) => user,
-        Err(e) => {
-            metrics::counter!(telemetry::UPGRADES_REFUSED, "code" => e.code()).increment(1);
-            let mut resp = error_response(e.status(), e.code(), e.message());
-            if e.status() == StatusCode::UNAUTHORIZED {
-                resp.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    header::HeaderValue::from_static("Bearer"),
-                );
-            }
-            return resp;
+    let user = match user {
+        Ok(AuthUser(user)) => user,
+        Err(refusal) => {
+            let code = refusal
+                .extensions()
+                .get::<RefusalCode>()
+                .map_or("unauthorized", |c| c.0);
+            metrics::counter!(telemetry::UPGRADES_REFUSED, "code" => code).increment(1);
+            return refusal;
         }
     };
     if state.sessions.is_shutting_down() {
