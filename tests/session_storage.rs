@@ -40,6 +40,7 @@ both_pairs!(
     a_large_session_is_uploaded_in_parts_and_stored_bit_exact,
     chunks_are_written_while_the_session_is_live_and_removed_once_stored,
     a_session_of_a_killed_instance_is_finished_by_another_from_its_chunks,
+    an_instance_never_takes_over_its_own_session_in_progress,
     a_session_closed_while_objects_are_unreachable_lands_once_they_are_back,
     one_recording_finalized_event_is_sent_per_stored_session,
 );
@@ -278,6 +279,41 @@ async fn a_session_of_a_killed_instance_is_finished_by_another_from_its_chunks(p
         backend.assert_all_encrypted().await;
     }
     second.stop().await;
+}
+
+async fn an_instance_never_takes_over_its_own_session_in_progress(pair: Pair) {
+    let backend = pair.backend(false).await;
+    let app = TestApp::spawn_on(
+        &backend,
+        &[
+            ("AUSCULT_CHUNK_FLUSH_SECS", "1"),
+            ("AUSCULT_SESSION_STALE_SECS", "2"),
+        ],
+    )
+    .await;
+    let mut ws = app.connect_ws().await;
+    let ready = ws.start(16_000, Enc::S16, 1).await;
+    let id = ready.session_id.clone();
+    let audio = tone(Enc::S16, 16_000, 1, 2.0);
+    let (first, second) = audio.split_at(audio.len() / 2);
+    send_durably(&mut ws, first).await;
+    // As if this instance's heartbeats had not reached the row for long (a
+    // database blip): its own takeover rounds must leave the session it is
+    // recording alone, never store a spool still in use.
+    backend
+        .execute(&format!(
+            "UPDATE sessions SET instance_id = 'i-unheard', heartbeat_at_ms = 0 WHERE id = '{id}'"
+        ))
+        .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(backend.row(&id).await.unwrap().status, "live");
+    send_durably(&mut ws, second).await;
+    let end = ws.stop_and_collect().await;
+    assert_eq!(end.closed_reason(), CloseReason::ClientStop);
+    let stored = backend.stored("local", &id).await;
+    stored.assert_audio(&audio, Enc::S16, 16_000, 1);
+    stored.assert_status("stored", "client_stop");
+    app.stop().await;
 }
 
 async fn a_session_closed_while_objects_are_unreachable_lands_once_they_are_back(pair: Pair) {

@@ -76,6 +76,11 @@ pub async fn take_over_stale(
         }
     };
     for session_id in stale {
+        if is_in_progress_here(spool_dir, &session_id) {
+            // Ours and still recording or closing: our heartbeat only missed a
+            // beat (the database was away). Never store a spool in use.
+            continue;
+        }
         match stores
             .metadata
             .take_over(&session_id, &stores.instance_id, cutoff, now)
@@ -103,8 +108,16 @@ pub async fn take_over_stale(
     report
 }
 
+/// Whether this process holds the session's spool without a closed marker:
+/// a session it is recording or closing right now (spools left by a crash were
+/// all stored at start, before this task began).
+fn is_in_progress_here(spool_dir: &Path, session_id: &str) -> bool {
+    spool::load(&spool_dir.join(session_id)).is_ok_and(|s| s.closed.is_none())
+}
+
 /// Stores a taken-over session: from this machine's spool when it has one
-/// (it is the fuller copy), otherwise from the session's chunks.
+/// (kept because storage failed; it is the fuller copy), otherwise from the
+/// session's chunks.
 async fn finish(
     stores: &Stores,
     spool_dir: &Path,

@@ -291,6 +291,30 @@ impl Backend {
         }
     }
 
+    /// Runs one SQL statement on the backend's database directly (the same
+    /// text serves both: `$N` placeholders are not needed for literals).
+    pub async fn execute(&self, sql: &str) {
+        use sqlx::Executor;
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match &self.pair {
+            Pair::Embedded(e) => {
+                let options = sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(e.dir.path().join("meta.db"))
+                    .create_if_missing(false);
+                let pool = sqlx::sqlite::SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(options)
+                    .await
+                    .expect("open the backend's sqlite database");
+                pool.execute(sql).await.expect("execute on sqlite");
+                pool.close().await;
+            }
+            Pair::Cloud(c) => {
+                c.pool.execute(sql).await.expect("execute on postgres");
+            }
+        }
+    }
+
     /// Polls until the session's row has `status`.
     pub async fn wait_for_status(&self, session_id: &str, status: &str) -> SessionRow {
         poll_until(|| async move {
