@@ -3,7 +3,8 @@
 //! Layers, outermost first: [`transport`] (HTTP/WebSocket) → [`session`] (state
 //! machine, limits, lifecycle) → [`protocol`] (typed messages) → [`audio`] (PCM,
 //! resampling, WAV) → [`engine`] (speech engines) → [`storage`] (objects and
-//! metadata). [`app`] wires them together; [`config`] and [`telemetry`] serve all.
+//! metadata). [`app`] wires them together; [`config`] and [`telemetry`] serve all;
+//! [`export`] renders transcripts for download.
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -13,6 +14,7 @@ pub mod config;
 pub mod engine;
 pub mod eval;
 pub mod events;
+pub mod export;
 pub mod protocol;
 pub mod session;
 pub mod storage;

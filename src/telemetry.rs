@@ -30,6 +30,7 @@ pub const CHUNK_BYTES: &str = "auscult_chunk_bytes_total";
 pub const SESSIONS_TAKEN_OVER: &str = "auscult_sessions_taken_over_total";
 pub const EVENTS_SENT: &str = "auscult_events_sent_total";
 pub const EVENTS_PENDING: &str = "auscult_events_pending";
+pub const SESSIONS_DELETED: &str = "auscult_sessions_deleted_total";
 
 static PROMETHEUS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -119,6 +120,10 @@ fn describe() {
         EVENTS_PENDING,
         "RecordingFinalized events waiting to be sent"
     );
+    describe_counter!(
+        SESSIONS_DELETED,
+        "Sessions deleted by their users, objects and rows"
+    );
     metrics::gauge!(SESSIONS_ACTIVE).set(0.0);
     metrics::gauge!(ENGINE_BACKLOG_BYTES).set(0.0);
     metrics::gauge!(STORAGE_PENDING).set(0.0);
@@ -184,6 +189,12 @@ pub fn session_closed(
         bytes,
         finals
     );
+}
+
+/// A user deleted one of their sessions (ids and counts only).
+pub fn session_deleted(session_id: &str, user_id: &str, objects: usize) {
+    metrics::counter!(SESSIONS_DELETED).increment(1);
+    tracing::info!(event = "session_deleted", session_id, user_id, objects);
 }
 
 pub fn storage_failure(store: &'static str, session_id: &str, error: &dyn std::fmt::Display) {

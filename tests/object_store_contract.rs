@@ -14,6 +14,7 @@ use auscult::storage::{ObjectStore, StorageError};
 use aws_sdk_s3::types::ServerSideEncryption;
 use bytes::Bytes;
 use common::moto::Moto;
+use futures_util::TryStreamExt;
 
 /// Declares each contract test once per store, as `fs::<name>` and
 /// `s3::<name>`. The fixture keeps the store's backing alive until the test
@@ -53,6 +54,9 @@ contract!(
     keys_that_could_escape_the_store_are_rejected,
     a_writable_store_passes_its_check_and_leaves_nothing_behind,
     listing_a_folder_gives_every_key_under_it_sorted_and_nothing_else,
+    head_gives_an_objects_size_and_none_for_a_missing_one_or_a_folder,
+    a_range_reads_exactly_its_bytes_clamped_at_the_end_of_the_object,
+    a_range_across_the_parts_of_a_large_file_is_streamed_in_small_pieces,
 );
 
 struct Fixture {
@@ -239,6 +243,16 @@ async fn keys_that_could_escape_the_store_are_rejected(f: &Fixture) {
             matches!(delete, Err(StorageError::Invalid(_))),
             "del {key:?}"
         );
+        let head = f.store.head(key).await;
+        assert!(
+            matches!(head, Err(StorageError::Invalid(_))),
+            "head {key:?}"
+        );
+        let range = f.store.get_range(key, 0..1).await;
+        assert!(
+            matches!(range, Err(StorageError::Invalid(_))),
+            "range {key:?}"
+        );
     }
     assert_eq!(f.object_count().await, 0);
 }
@@ -322,4 +336,78 @@ async fn with_kms_configured_every_object_is_encrypted_with_the_key() {
         );
         assert_eq!(head.ssekms_key_id(), Some(key_id), "{key}");
     }
+}
+
+/// Reads `range` of `key` through the stream; the bytes and the largest
+/// piece the stream handed over. `None` when the object does not exist.
+async fn read_range(
+    f: &Fixture,
+    key: &str,
+    range: std::ops::Range<u64>,
+) -> Option<(Vec<u8>, usize)> {
+    let stream = f.store.get_range(key, range.clone()).await.unwrap()?;
+    let pieces: Vec<Bytes> = stream
+        .try_collect()
+        .await
+        .unwrap_or_else(|e| panic!("streaming {key} {range:?}: {e}"));
+    let largest = pieces.iter().map(Bytes::len).max().unwrap_or(0);
+    Some((pieces.concat(), largest))
+}
+
+async fn head_gives_an_objects_size_and_none_for_a_missing_one_or_a_folder(f: &Fixture) {
+    let (path, _) = f.file("h.wav", 100_003);
+    f.store
+        .put_file("users/u1/s/audio.wav", &path, "audio/wav")
+        .await
+        .unwrap();
+    f.store
+        .put_bytes("users/u1/s/empty", Bytes::new(), "text/plain")
+        .await
+        .unwrap();
+    assert_eq!(
+        f.store.head("users/u1/s/audio.wav").await.unwrap(),
+        Some(100_003)
+    );
+    assert_eq!(f.store.head("users/u1/s/empty").await.unwrap(), Some(0));
+    assert_eq!(f.store.head("users/u1/s/nothing").await.unwrap(), None);
+    assert_eq!(f.store.head("users/u1/s").await.unwrap(), None, "a folder");
+    f.store.delete("users/u1/s/audio.wav").await.unwrap();
+    assert_eq!(f.store.head("users/u1/s/audio.wav").await.unwrap(), None);
+}
+
+async fn a_range_reads_exactly_its_bytes_clamped_at_the_end_of_the_object(f: &Fixture) {
+    let (path, data) = f.file("r.wav", 1_000);
+    let key = "users/u1/s/audio.wav";
+    f.store.put_file(key, &path, "audio/wav").await.unwrap();
+    let read = async |range: std::ops::Range<u64>| read_range(f, key, range).await.unwrap().0;
+    assert_eq!(read(0..1).await, &data[..1]);
+    assert_eq!(read(10..20).await, &data[10..20]);
+    assert_eq!(read(0..1_000).await, data, "the whole object");
+    assert_eq!(read(990..5_000).await, &data[990..], "clamped at the end");
+    assert!(read(1_000..1_001).await.is_empty(), "starting at the end");
+    assert!(read(2_000..3_000).await.is_empty(), "past the end");
+    assert!(read(5..5).await.is_empty(), "an empty range");
+    assert!(read_range(f, "users/u1/s/nothing", 0..10).await.is_none());
+    assert!(read_range(f, "users/u1/s/nothing", 3..3).await.is_none());
+}
+
+async fn a_range_across_the_parts_of_a_large_file_is_streamed_in_small_pieces(f: &Fixture) {
+    // Two parts on S3 (a full one and a short one).
+    let len = MULTIPART_PART_SIZE + 100_000;
+    let (path, data) = f.file("big.wav", len);
+    let key = "users/u1/s/big.wav";
+    f.store.put_file(key, &path, "audio/wav").await.unwrap();
+    assert_eq!(f.store.head(key).await.unwrap(), Some(len as u64));
+    let boundary = MULTIPART_PART_SIZE as u64;
+    let (across, _) = read_range(f, key, boundary - 5_000..boundary + 5_000)
+        .await
+        .unwrap();
+    assert!(across == data[boundary as usize - 5_000..boundary as usize + 5_000]);
+    let (whole, largest) = read_range(f, key, 0..len as u64).await.unwrap();
+    assert_eq!(whole.len(), len);
+    assert!(whole == data, "the streamed object differs");
+    assert!(
+        largest <= 1024 * 1024,
+        "read in pieces, not whole: the largest was {largest} bytes"
+    );
 }

@@ -6,7 +6,7 @@ mod common;
 
 use auscult::protocol::{CloseReason, Word};
 use auscult::storage::meta::{self, SharedMetadataStore};
-use auscult::storage::{FinalSegment, SessionOutcome, SessionRecord, SessionStatus};
+use auscult::storage::{FinalSegment, SessionCursor, SessionOutcome, SessionRecord, SessionStatus};
 use common::postgres::{TestDatabase, wait_for_pg_status};
 use common::*;
 use secrecy::SecretString;
@@ -49,6 +49,9 @@ contract!(
     a_claim_moves_a_session_to_its_new_owner_whatever_its_heartbeat,
     a_session_pending_upload_stays_unfinished_and_heartbeaten,
     an_event_is_pending_once_per_session_until_sent,
+    a_users_sessions_list_newest_first_in_pages_and_never_anyone_elses,
+    sessions_starting_in_the_same_millisecond_page_by_id_without_loss_or_repeat,
+    deleting_a_session_removes_its_row_and_segments_and_nothing_else,
 );
 
 async fn sqlite_store() -> (SharedMetadataStore, tempfile::TempDir) {
@@ -362,4 +365,138 @@ async fn an_event_is_pending_once_per_session_until_sent(store: SharedMetadataSt
     // Stored again (a fuller copy after a recovery): not announced twice.
     store.finish_session("s1", &announced).await.unwrap();
     assert!(store.pending_events(10).await.unwrap().is_empty());
+}
+
+/// Creates `id` for `user`, starting at `T0 + offset_ms`.
+async fn create_for(store: &SharedMetadataStore, user: &str, id: &str, offset_ms: i64) {
+    let record = SessionRecord {
+        user_id: user.into(),
+        started_at_ms: T0 + offset_ms,
+        ..record(id)
+    };
+    store.create_session(&record, "i-a", T0).await.unwrap();
+}
+
+fn ids(rows: &[auscult::storage::SessionRow]) -> Vec<&str> {
+    rows.iter().map(|r| r.record.id.as_str()).collect()
+}
+
+/// Every page of `user`'s sessions, `limit` at a time, as the API walks them.
+async fn all_pages(store: &SharedMetadataStore, user: &str, limit: u32) -> Vec<Vec<String>> {
+    let mut pages = Vec::new();
+    let mut before: Option<SessionCursor> = None;
+    loop {
+        let rows = store
+            .list_sessions(user, limit, before.as_ref())
+            .await
+            .unwrap();
+        if rows.is_empty() {
+            return pages;
+        }
+        before = rows.last().map(SessionCursor::after);
+        pages.push(ids(&rows).into_iter().map(str::to_owned).collect());
+    }
+}
+
+async fn a_users_sessions_list_newest_first_in_pages_and_never_anyone_elses(
+    store: SharedMetadataStore,
+) {
+    // Created out of order: the list orders by start time, not insertion.
+    for (id, offset) in [("a2", 2_000), ("a1", 1_000), ("a4", 4_000), ("a3", 3_000)] {
+        create_for(&store, "alice", id, offset).await;
+    }
+    create_for(&store, "bob", "b1", 2_500).await;
+    store.finish_session("a2", &outcome()).await.unwrap();
+
+    let first = store.list_sessions("alice", 3, None).await.unwrap();
+    assert_eq!(ids(&first), ["a4", "a3", "a2"]);
+    assert_eq!(
+        first[2].status,
+        SessionStatus::Stored,
+        "rows come back whole"
+    );
+    assert_eq!(first[0].record.user_id, "alice");
+    let rest = store
+        .list_sessions("alice", 3, Some(&SessionCursor::after(&first[2])))
+        .await
+        .unwrap();
+    assert_eq!(ids(&rest), ["a1"]);
+    let after_last = SessionCursor::after(&rest[0]);
+    assert!(
+        store
+            .list_sessions("alice", 3, Some(&after_last))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(all_pages(&store, "alice", 1).await.len(), 4);
+    assert_eq!(
+        ids(&store.list_sessions("bob", 100, None).await.unwrap()),
+        ["b1"]
+    );
+    assert!(
+        store
+            .list_sessions("carol", 10, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn sessions_starting_in_the_same_millisecond_page_by_id_without_loss_or_repeat(
+    store: SharedMetadataStore,
+) {
+    for id in ["s-b", "s-d", "s-a", "s-c"] {
+        create_for(&store, "u1", id, 0).await;
+    }
+    create_for(&store, "u1", "s-newer", 1).await;
+    let pages = all_pages(&store, "u1", 2).await;
+    assert_eq!(
+        pages,
+        vec![
+            vec!["s-newer".to_owned(), "s-d".to_owned()],
+            vec!["s-c".to_owned(), "s-b".to_owned()],
+            vec!["s-a".to_owned()],
+        ]
+    );
+}
+
+async fn deleting_a_session_removes_its_row_and_segments_and_nothing_else(
+    store: SharedMetadataStore,
+) {
+    create(&store, "s1").await;
+    create(&store, "s2").await;
+    for seq in 0..3 {
+        store
+            .add_segment("s1", &segment(seq, "gone"))
+            .await
+            .unwrap();
+    }
+    store.add_segment("s2", &segment(0, "kept")).await.unwrap();
+    store.finish_session("s1", &outcome()).await.unwrap();
+
+    assert!(
+        store.delete_session("s1").await.unwrap(),
+        "a row was deleted"
+    );
+    assert!(store.get_session("s1").await.unwrap().is_none());
+    assert!(store.segments("s1").await.unwrap().is_empty());
+    assert!(
+        !store.delete_session("s1").await.unwrap(),
+        "deleting again finds nothing"
+    );
+    assert!(!store.delete_session("nope").await.unwrap());
+
+    assert_eq!(
+        store.get_session("s2").await.unwrap().unwrap().record,
+        record("s2")
+    );
+    assert_eq!(
+        store.segments("s2").await.unwrap(),
+        vec![segment(0, "kept")]
+    );
+    assert_eq!(
+        ids(&store.list_sessions("u1", 10, None).await.unwrap()),
+        ["s2"]
+    );
 }

@@ -7,8 +7,8 @@ pub mod meta;
 pub mod object;
 
 pub use meta::{
-    FinalSegment, MetadataStore, MigrationStatus, SessionOutcome, SessionRecord, SessionRow,
-    SessionStatus,
+    FinalSegment, MetadataStore, MigrationStatus, SessionCursor, SessionOutcome, SessionRecord,
+    SessionRow, SessionStatus,
 };
 pub use object::ObjectStore;
 

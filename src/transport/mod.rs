@@ -1,12 +1,16 @@
 //! Transport: the HTTP router, WebSocket upgrades and their authentication.
 //! Handlers only translate between the network and the session layer.
 
+pub mod api;
 pub mod auth;
+pub mod headers;
 pub mod http;
 pub mod ws;
 
 use axum::Router;
-use axum::routing::get;
+use axum::handler::Handler;
+use axum::http::Method;
+use axum::routing::{MethodFilter, MethodRouter, get};
 
 use crate::session::SessionManager;
 use crate::storage::meta::SharedMetadataStore;
@@ -22,12 +26,56 @@ pub struct AppState {
     pub keepalive: ws::Keepalive,
 }
 
+/// One method on one path under `/v1`.
+pub struct Route {
+    pub method: Method,
+    pub path: &'static str,
+    handler: MethodRouter<AppState>,
+}
+
+impl Route {
+    fn new<H, T>(method: Method, path: &'static str, handler: H) -> Route
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        let filter = MethodFilter::try_from(method.clone())
+            .unwrap_or_else(|_| panic!("{method} is not a routable method"));
+        Route {
+            method,
+            path,
+            handler: axum::routing::on(filter, handler),
+        }
+    }
+}
+
+/// Every route under `/v1`, in one table: the router is built from it, and a
+/// test checks that `/v1/openapi.json` describes each one. Add `/v1` routes here.
+pub fn v1_routes() -> Vec<Route> {
+    use Method as M;
+    vec![
+        Route::new(M::GET, "/v1/stream", ws::stream),
+        Route::new(M::GET, "/v1/openapi.json", api::openapi),
+        Route::new(M::GET, "/v1/engines", api::engines),
+        Route::new(M::GET, "/v1/sessions", api::list_sessions),
+        Route::new(M::GET, "/v1/sessions/{id}", api::get_session),
+        Route::new(M::DELETE, "/v1/sessions/{id}", api::delete_session),
+        Route::new(M::GET, "/v1/sessions/{id}/transcript", api::transcript),
+        Route::new(M::GET, "/v1/sessions/{id}/audio", api::audio),
+    ]
+}
+
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/v1/stream", get(ws::stream))
+    let mut router = Router::new();
+    for route in v1_routes() {
+        router = router.route(route.path, route.handler);
+    }
+    router
         .route("/health", get(http::health))
         .route("/ready", get(http::ready))
         .route("/metrics", get(http::metrics))
         .fallback(http::not_found)
+        // Outermost, so refusals, 404s and 405s carry the headers too.
+        .layer(axum::middleware::map_response(headers::security_headers))
         .with_state(state)
 }

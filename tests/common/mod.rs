@@ -3,6 +3,7 @@
 //! readers for what ended up stored (objects and database rows).
 #![allow(dead_code)]
 
+pub mod api;
 pub mod audio;
 pub mod backend;
 pub mod client;
@@ -26,6 +27,9 @@ use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+// Not every test binary uses the API client.
+#[allow(unused_imports)]
+pub use api::{Answer, ApiClient};
 // Not every test binary uses the audio helpers (object_store_contract does not).
 #[allow(unused_imports)]
 pub use audio::*;

@@ -53,6 +53,11 @@ impl SessionStatus {
         }
     }
 
+    /// Still recording, or ended but not stored yet: its objects are not final.
+    pub fn is_unfinished(self) -> bool {
+        matches!(self, SessionStatus::Live | SessionStatus::PendingUpload)
+    }
+
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "live" => SessionStatus::Live,
@@ -106,6 +111,24 @@ pub struct FinalSegment {
     pub words: Vec<Word>,
 }
 
+/// Where a page of a user's sessions ended: the last session's start time
+/// and id (ties in start time are ordered by id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionCursor {
+    pub started_at_ms: i64,
+    pub id: String,
+}
+
+impl SessionCursor {
+    /// The cursor that continues after `row`.
+    pub fn after(row: &SessionRow) -> Self {
+        SessionCursor {
+            started_at_ms: row.record.started_at_ms,
+            id: row.record.id.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct MigrationStatus {
     pub applied: usize,
@@ -131,6 +154,17 @@ pub trait MetadataStore: Send + Sync + 'static {
     ) -> Result<(), StorageError>;
     async fn segments(&self, session_id: &str) -> Result<Vec<FinalSegment>, StorageError>;
     async fn get_session(&self, session_id: &str) -> Result<Option<SessionRow>, StorageError>;
+    /// `user_id`'s sessions, newest first (by start time, then by id), at most
+    /// `limit`, continuing after `before` when given.
+    async fn list_sessions(
+        &self,
+        user_id: &str,
+        limit: u32,
+        before: Option<&SessionCursor>,
+    ) -> Result<Vec<SessionRow>, StorageError>;
+    /// Deletes a session's row and its segments together; `false` when there
+    /// was no such session.
+    async fn delete_session(&self, session_id: &str) -> Result<bool, StorageError>;
     /// Records how much audio is safe in object storage so far (chunk flushes).
     async fn update_received(
         &self,

@@ -91,6 +91,62 @@ macro_rules! sql_store {
                     .transpose()
             }
 
+            async fn list_sessions(
+                &self,
+                user_id: &str,
+                limit: u32,
+                before: Option<&$crate::storage::meta::SessionCursor>,
+            ) -> Result<Vec<$crate::storage::meta::SessionRow>, $crate::storage::StorageError>
+            {
+                // Keyset paging on (started_at_ms, id): stable while sessions
+                // are added or deleted, and served by sessions_user_started.
+                let rows = match before {
+                    None => {
+                        sqlx::query(
+                            "SELECT * FROM sessions WHERE user_id = $1 \
+                             ORDER BY started_at_ms DESC, id DESC LIMIT $2",
+                        )
+                        .bind(user_id)
+                        .bind(i64::from(limit))
+                        .fetch_all(&self.pool)
+                        .await?
+                    }
+                    Some(cursor) => {
+                        sqlx::query(
+                            "SELECT * FROM sessions WHERE user_id = $1 \
+                             AND (started_at_ms, id) < ($2, $3) \
+                             ORDER BY started_at_ms DESC, id DESC LIMIT $4",
+                        )
+                        .bind(user_id)
+                        .bind(cursor.started_at_ms)
+                        .bind(&cursor.id)
+                        .bind(i64::from(limit))
+                        .fetch_all(&self.pool)
+                        .await?
+                    }
+                };
+                rows.iter()
+                    .map($crate::storage::meta::rows::session::<_, $int>)
+                    .collect()
+            }
+
+            async fn delete_session(
+                &self,
+                session_id: &str,
+            ) -> Result<bool, $crate::storage::StorageError> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("DELETE FROM segments WHERE session_id = $1")
+                    .bind(session_id)
+                    .execute(&mut *tx)
+                    .await?;
+                let done = sqlx::query("DELETE FROM sessions WHERE id = $1")
+                    .bind(session_id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(done.rows_affected() == 1)
+            }
+
             async fn update_received(
                 &self,
                 session_id: &str,

@@ -1,14 +1,21 @@
 //! The embedded object store: one file per object under a root folder, written
 //! to a temporary name, fsynced and renamed so a reader never sees half an object.
 
-use std::io::Write;
+use std::io::{SeekFrom, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures_util::TryStreamExt;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::ReaderStream;
 
-use super::{ObjectStore, check_key, check_prefix};
+use super::{ObjectStore, ObjectStream, check_key, check_prefix};
 use crate::storage::StorageError;
+
+/// How much of a file one streamed read takes.
+const READ_BUFFER: usize = 64 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct FsObjectStore {
@@ -37,10 +44,9 @@ fn write_atomically(
     let dir = dest
         .parent()
         .ok_or_else(|| std::io::Error::other("object path has no parent"))?;
-    std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(".tmp-{}", uuid::Uuid::now_v7()));
     let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
+        let mut file = create_in(dir, &tmp)?;
         fill(&mut file)?;
         file.flush()?;
         file.sync_all()?;
@@ -51,6 +57,19 @@ fn write_atomically(
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Creates `file` in `dir`, making the folder first. A delete that emptied
+/// the folder may remove it in between; then it is made again.
+fn create_in(dir: &Path, file: &Path) -> std::io::Result<std::fs::File> {
+    let mut attempts = 0;
+    loop {
+        std::fs::create_dir_all(dir)?;
+        match std::fs::File::create(file) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempts < 3 => attempts += 1,
+            result => return result,
+        }
+    }
 }
 
 async fn blocking<T: Send + 'static>(
@@ -98,6 +117,39 @@ impl ObjectStore for FsObjectStore {
         }
     }
 
+    async fn head(&self, key: &str) -> Result<Option<u64>, StorageError> {
+        let path = self.path(key)?;
+        match tokio::fs::metadata(&path).await {
+            Ok(meta) if meta.is_file() => Ok(Some(meta.len())),
+            // A folder holds objects but is not one.
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn get_range(
+        &self,
+        key: &str,
+        range: Range<u64>,
+    ) -> Result<Option<ObjectStream>, StorageError> {
+        if self.head(key).await?.is_none() {
+            return Ok(None);
+        }
+        let mut file = match tokio::fs::File::open(self.path(key)?).await {
+            Ok(file) => file,
+            // Deleted since the check.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        // Seeking past the end is allowed; reads there give nothing.
+        file.seek(SeekFrom::Start(range.start)).await?;
+        let len = range.end.saturating_sub(range.start);
+        let stream =
+            ReaderStream::with_capacity(file.take(len), READ_BUFFER).map_err(StorageError::from);
+        Ok(Some(Box::pin(stream)))
+    }
+
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         let folder = check_prefix(prefix)?.to_owned();
         let root = self.root.clone();
@@ -133,10 +185,21 @@ impl ObjectStore for FsObjectStore {
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
         let path = self.path(key)?;
         match tokio::fs::remove_file(&path).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e.into()),
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e.into()),
         }
+        // Folders exist only to hold objects (as in S3): remove the ones this
+        // emptied, so a deleted session leaves no folder named after it.
+        // Removing a folder that is not empty fails, which ends the walk.
+        let mut dir = path.parent();
+        while let Some(d) = dir.filter(|d| *d != self.root) {
+            if tokio::fs::remove_dir(d).await.is_err() {
+                break;
+            }
+            dir = d.parent();
+        }
+        Ok(())
     }
 
     async fn check_writable(&self) -> Result<(), StorageError> {
@@ -193,5 +256,38 @@ mod tests {
         assert_eq!(store.list("users/").await.unwrap(), vec!["users/u/b.bin"]);
         assert!(store.list("nothing/").await.unwrap().is_empty());
         assert!(store.list("users").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn deleting_the_last_object_of_a_folder_removes_the_emptied_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsObjectStore::open(dir.path()).await.unwrap();
+        for key in [
+            "users/u/s1/a.wav",
+            "users/u/s1/chunks/0.pcm",
+            "users/u/s2/a.wav",
+        ] {
+            store
+                .put_bytes(key, Bytes::from_static(b"x"), "x")
+                .await
+                .unwrap();
+        }
+        store.delete("users/u/s1/chunks/0.pcm").await.unwrap();
+        assert!(!dir.path().join("users/u/s1/chunks").exists());
+        store.delete("users/u/s1/a.wav").await.unwrap();
+        assert!(!dir.path().join("users/u/s1").exists());
+        assert!(
+            dir.path().join("users/u/s2").exists(),
+            "a folder still in use stays"
+        );
+        store.delete("users/u/s2/a.wav").await.unwrap();
+        assert!(!dir.path().join("users").exists());
+        assert!(dir.path().exists(), "the root stays");
+        // A folder removed this way is made again by the next put.
+        store
+            .put_bytes("users/u/s1/a.wav", Bytes::from_static(b"y"), "x")
+            .await
+            .unwrap();
+        assert_eq!(store.get("users/u/s1/a.wav").await.unwrap().unwrap(), "y");
     }
 }

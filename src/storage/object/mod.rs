@@ -6,13 +6,18 @@ mod s3;
 pub use fs::FsObjectStore;
 pub use s3::{MULTIPART_PART_SIZE, S3ObjectStore, S3Settings, Sse};
 
+use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures_util::stream::BoxStream;
 
 use super::StorageError;
+
+/// An object's bytes as they are read (never held whole in memory).
+pub type ObjectStream = BoxStream<'static, Result<Bytes, StorageError>>;
 
 #[async_trait]
 pub trait ObjectStore: Send + Sync + 'static {
@@ -32,6 +37,16 @@ pub trait ObjectStore: Send + Sync + 'static {
     ) -> Result<(), StorageError>;
     /// Reads an object; `None` when it does not exist.
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StorageError>;
+    /// The size of an object in bytes; `None` when it does not exist.
+    async fn head(&self, key: &str) -> Result<Option<u64>, StorageError>;
+    /// Streams the bytes `range` of an object. An end past the object's end
+    /// is clamped to it; a range that starts there or later (or is empty)
+    /// gives no bytes. `None` when the object does not exist.
+    async fn get_range(
+        &self,
+        key: &str,
+        range: Range<u64>,
+    ) -> Result<Option<ObjectStream>, StorageError>;
     /// The keys under the folder `prefix` (which ends in `/`), at any depth, sorted.
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError>;
     /// Deletes an object; deleting a missing object is not an error.

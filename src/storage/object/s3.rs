@@ -3,6 +3,7 @@
 //! parts. Works against AWS and S3-compatible servers (path-style addressing
 //! whenever an endpoint override is set).
 
+use std::ops::Range;
 use std::path::Path;
 
 use async_trait::async_trait;
@@ -16,14 +17,19 @@ use aws_sdk_s3::types::{
     ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ServerSideEncryption,
 };
 use bytes::Bytes;
+use futures_util::TryStreamExt;
 use tokio::io::AsyncReadExt;
+use tokio_util::io::ReaderStream;
 
-use super::{ObjectStore, check_key, check_prefix};
+use super::{ObjectStore, ObjectStream, check_key, check_prefix};
 use crate::storage::StorageError;
 
 /// Files at least this large go up as a multipart upload, in parts of this
 /// size (S3's minimum part is 5 MiB; one part is held in memory at a time).
 pub const MULTIPART_PART_SIZE: usize = 8 * 1024 * 1024;
+
+/// How much of a streamed download one read takes.
+const READ_BUFFER: usize = 64 * 1024;
 
 /// Server-side encryption applied to every object written.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -382,6 +388,57 @@ impl ObjectStore for S3ObjectStore {
             StorageError::Unavailable(format!("S3 GetObject body on bucket {}: {e}", self.bucket))
         })?;
         Ok(Some(body.into_bytes()))
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<u64>, StorageError> {
+        let full = self.object_key(key)?;
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(&full)
+            .send()
+            .await
+        {
+            Ok(output) => Ok(Some(output.content_length().unwrap_or(0).max(0) as u64)),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
+            Err(e) => Err(s3_error("HeadObject", &self.bucket, e)),
+        }
+    }
+
+    async fn get_range(
+        &self,
+        key: &str,
+        range: Range<u64>,
+    ) -> Result<Option<ObjectStream>, StorageError> {
+        let full = self.object_key(key)?;
+        let nothing = || -> ObjectStream { Box::pin(futures_util::stream::empty()) };
+        if range.is_empty() {
+            // An HTTP range cannot be empty: only say whether the object exists.
+            return Ok(self.head(key).await?.map(|_| nothing()));
+        }
+        let output = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&full)
+            .range(format!("bytes={}-{}", range.start, range.end - 1))
+            .send()
+            .await
+        {
+            Ok(output) => output,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+                return Ok(None);
+            }
+            // The range starts at or past the end of the object.
+            Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("InvalidRange") => {
+                return Ok(Some(nothing()));
+            }
+            Err(e) => return Err(s3_error("GetObject", &self.bucket, e)),
+        };
+        let body = ReaderStream::with_capacity(output.body.into_async_read(), READ_BUFFER)
+            .map_err(StorageError::from);
+        Ok(Some(Box::pin(body)))
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
