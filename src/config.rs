@@ -43,6 +43,8 @@ pub struct Config {
     /// Bearer token → user id.
     pub api_tokens: Vec<ApiToken>,
     pub allowed_origins: Vec<String>,
+    /// A cookie login ends after this long without a request (automatic logoff).
+    pub login_idle: Duration,
     pub fsync_interval: Duration,
     /// How often sessions that could not be stored at close are retried.
     pub storage_retry_interval: Duration,
@@ -109,6 +111,7 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("shutdown_grace_secs", "AUSCULT_SHUTDOWN_GRACE_SECS"),
     ("api_tokens", "AUSCULT_API_TOKENS"),
     ("allowed_origins", "AUSCULT_ALLOWED_ORIGINS"),
+    ("login_idle_secs", "AUSCULT_LOGIN_IDLE_SECS"),
     ("fsync_interval_ms", "AUSCULT_FSYNC_INTERVAL_MS"),
     ("storage_retry_secs", "AUSCULT_STORAGE_RETRY_SECS"),
     ("ping_interval_secs", "AUSCULT_PING_INTERVAL_SECS"),
@@ -293,6 +296,7 @@ impl Config {
                 .map(|s| s.trim().trim_end_matches('/').to_owned())
                 .filter(|s| !s.is_empty())
                 .collect(),
+            login_idle: secs("login_idle_secs", "AUSCULT_LOGIN_IDLE_SECS", 900)?,
             fsync_interval: Duration::from_millis(fsync_ms.max(10)),
             storage_retry_interval: secs("storage_retry_secs", "AUSCULT_STORAGE_RETRY_SECS", 30)?,
             ping_interval: secs("ping_interval_secs", "AUSCULT_PING_INTERVAL_SECS", 25)?,
@@ -422,6 +426,10 @@ impl Config {
                 },
             ),
             ("AUSCULT_ALLOWED_ORIGINS", self.allowed_origins.join(",")),
+            (
+                "AUSCULT_LOGIN_IDLE_SECS",
+                self.login_idle.as_secs().to_string(),
+            ),
             (
                 "AUSCULT_FSYNC_INTERVAL_MS",
                 self.fsync_interval.as_millis().to_string(),
@@ -578,6 +586,7 @@ mod tests {
         assert_eq!(c.max_message_bytes, 1024 * 1024);
         assert_eq!(c.database_pool.max_connections, 10);
         assert_eq!(c.database_pool.acquire_timeout, Duration::from_secs(5));
+        assert_eq!(c.login_idle, Duration::from_secs(15 * 60));
         assert!(c.allows_local_user());
     }
 
