@@ -30,6 +30,7 @@ pub const CHUNK_BYTES: &str = "auscult_chunk_bytes_total";
 pub const SESSIONS_TAKEN_OVER: &str = "auscult_sessions_taken_over_total";
 pub const EVENTS_SENT: &str = "auscult_events_sent_total";
 pub const EVENTS_PENDING: &str = "auscult_events_pending";
+pub const LOGINS: &str = "auscult_logins_total";
 
 static PROMETHEUS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -118,6 +119,10 @@ fn describe() {
     describe_gauge!(
         EVENTS_PENDING,
         "RecordingFinalized events waiting to be sent"
+    );
+    describe_counter!(
+        LOGINS,
+        "Login attempts, by outcome (ok, bad_password, unknown_user, disabled, rate_limited)"
     );
     metrics::gauge!(SESSIONS_ACTIVE).set(0.0);
     metrics::gauge!(ENGINE_BACKLOG_BYTES).set(0.0);

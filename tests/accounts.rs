@@ -271,6 +271,16 @@ async fn wrong_passwords_for_one_user_are_limited_from_any_address(db: AccountsD
             Some("rate_limited")
         )
     );
+    let metrics = reqwest::get(app.http_url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for outcome in ["bad_password", "rate_limited", "ok"] {
+        let series = format!("auscult_logins_total{{outcome=\"{outcome}\"}}");
+        assert!(metrics.contains(&series), "{series} missing");
+    }
     app.stop().await;
 }
 

@@ -14,6 +14,7 @@ use crate::session::wall_clock_ms;
 use crate::storage::StorageError;
 use crate::storage::keys::{InvalidId, validate_id};
 use crate::storage::meta::{AuditAction, AuditEntry, RATE_LIMITED, SharedMetadataStore, User};
+use crate::telemetry;
 pub use limits::RateLimits;
 pub use password::{HashError, Hasher};
 
@@ -173,6 +174,7 @@ impl Accounts {
             .await?
         {
             self.store.audit(&fail(RATE_LIMITED)).await?;
+            metrics::counter!(telemetry::LOGINS, "outcome" => RATE_LIMITED).increment(1);
             tracing::warn!(event = "login_failed", user, ip, reason = RATE_LIMITED);
             return Err(LoginError::TooManyAttempts { retry_after });
         }
@@ -191,11 +193,13 @@ impl Accounts {
                 self.store
                     .audit(&AuditEntry::new(AuditAction::Login, Some(&name)).with_ip(ip))
                     .await?;
+                metrics::counter!(telemetry::LOGINS, "outcome" => "ok").increment(1);
                 tracing::info!(event = "login", user = %name, ip);
                 return Ok(name);
             }
         };
         self.store.audit(&fail(reason)).await?;
+        metrics::counter!(telemetry::LOGINS, "outcome" => reason).increment(1);
         tracing::info!(event = "login_failed", user, ip, reason);
         Err(LoginError::BadCredentials)
     }

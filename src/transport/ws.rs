@@ -10,6 +10,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
+use tower_sessions::session::Id as LoginId;
 
 use super::AppState;
 use super::auth::{Caller, RefusalCode};
@@ -17,7 +18,6 @@ use super::http::error_response;
 use crate::accounts::login_sessions;
 use crate::session::{self, Inbound, Outbound};
 use crate::telemetry;
-use tower_sessions::session::Id as LoginId;
 
 pub async fn stream(
     State(state): State<AppState>,
