@@ -9,6 +9,7 @@ use std::future::Future;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::accounts::{Accounts, login_sessions};
 use crate::config::Config;
 use crate::engine::EngineRegistry;
 use std::sync::Arc;
@@ -40,6 +41,9 @@ pub enum StartupError {
     Serve(std::io::Error),
 }
 
+/// How often expired login sessions are deleted, at most.
+const LOGIN_CLEANUP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub struct App {
     config: Config,
     state: AppState,
@@ -69,6 +73,7 @@ impl App {
                 source,
             })?;
         let metadata = meta::open(&config.database_url, &config.database_pool).await?;
+        config.validate_for_serve(metadata.has_users().await?)?;
         let objects = object::open(&config.storage_url, &config.s3).await?;
         let publisher = Publisher::open(&config.events).await?.map(Arc::new);
         let stores = Stores {
@@ -106,6 +111,7 @@ impl App {
         let state = AppState {
             sessions,
             auth: Authenticator::from_config(&config),
+            accounts: Accounts::new(metadata.clone(), config.login_idle),
             metadata,
             objects,
             keepalive: Keepalive {
@@ -162,6 +168,11 @@ impl App {
                 stop_sync.clone(),
             )),
         ];
+        background.push(tokio::spawn(login_sessions::run_cleanup(
+            self.stores.metadata.clone(),
+            self.config.login_idle.min(LOGIN_CLEANUP_INTERVAL),
+            stop_sync.clone(),
+        )));
         if let (Some(publisher), Some(wake)) = (&self.publisher, &self.stores.events) {
             background.push(tokio::spawn(crate::events::run(
                 Arc::clone(publisher),
@@ -171,7 +182,9 @@ impl App {
                 stop_sync.clone(),
             )));
         }
-        let router = transport::router(self.state.clone());
+        // The socket peer is the client's address when no load balancer says otherwise.
+        let router = transport::router(self.state.clone())
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
         let serve = axum::serve(listener, router)
             .with_graceful_shutdown(stop_accepting.clone().cancelled_owned())
             .into_future();

@@ -1,4 +1,5 @@
-//! The command line: `auscult [serve]` and `auscult config check`.
+//! The command line: `auscult [serve]`, `auscult config check` and
+//! `auscult users add|list|disable`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,6 +33,27 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Accounts that log in to the web page (in the configured database).
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UsersCommand {
+    /// Add a user; the password (at least 10 characters) is asked for twice.
+    Add {
+        /// The username: letters, digits and . _ @ - (it becomes the user id in storage).
+        name: String,
+        /// Read the password from the first line of standard input instead.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users: name, disabled, created.
+    List,
+    /// Disable a user: it can no longer log in, and its logins end.
+    Disable { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,30 +76,28 @@ pub fn main() -> ExitCode {
             command: ConfigCommand::Check,
         } => config_check(&config),
         Command::Serve => serve(config),
+        Command::Users { command } => users(config, command),
     }
 }
 
 fn config_check(config: &Config) -> ExitCode {
     print!("{}", config.redacted_summary());
-    match config.validate_for_serve() {
-        Ok(()) => {
-            println!("configuration OK");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("auscult: {e}");
-            ExitCode::from(2)
-        }
+    if config.needs_accounts() {
+        // Whether accounts exist is known only to the database, which this
+        // check does not open: the server itself refuses to start without them.
+        eprintln!(
+            "auscult: warning: no AUSCULT_API_TOKENS and {} is not a loopback address: \
+             only login accounts authenticate, and the server refuses to start until one \
+             exists (`auscult users add NAME`)",
+            config.listen
+        );
     }
+    println!("configuration OK");
+    ExitCode::SUCCESS
 }
 
 fn serve(config: Config) -> ExitCode {
     telemetry::init_logging(config.log_format);
-    if let Err(e) = config.validate_for_serve() {
-        tracing::error!(event = "startup_failed", error = %e);
-        eprintln!("auscult: {e}");
-        return ExitCode::from(2);
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -103,7 +123,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         tracing::warn!(
             event = "auth_disabled",
             listen = %config.listen,
-            "no API tokens configured: every client on this machine is the user \"local\" (loopback only)"
+            "no API tokens configured: every client on this machine is the user \"local\" (loopback only) until a user account exists (auscult users add)"
         );
     }
     let listen = config.listen;
@@ -129,4 +149,109 @@ async fn shutdown_signal() {
         _ = term.recv() => tracing::info!(event = "signal", signal = "SIGTERM"),
         _ = tokio::signal::ctrl_c() => tracing::info!(event = "signal", signal = "SIGINT"),
     }
+}
+
+fn users(config: Config, command: UsersCommand) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("auscult: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run_users(config, command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("auscult: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_users(config: Config, command: UsersCommand) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+
+    use crate::accounts::{AccountError, Accounts, Disabled};
+
+    if let UsersCommand::Add { name, .. } = &command {
+        crate::storage::keys::validate_id(name).map_err(AccountError::from)?;
+    }
+    // The same database, migrated the same way, as the server.
+    let store = crate::storage::meta::open(&config.database_url, &config.database_pool)
+        .await
+        .context("opening the database")?;
+    let accounts = Accounts::new(store, config.login_idle);
+    match command {
+        UsersCommand::Add {
+            name,
+            password_stdin,
+        } => {
+            if accounts.store().credentials(&name).await?.is_some() {
+                return Err(AccountError::Exists(name).into());
+            }
+            let password = read_password(&name, password_stdin)?;
+            accounts.add_user(&name, password, "cli").await?;
+            println!("added user {name}");
+        }
+        UsersCommand::List => {
+            let users = accounts.list_users().await?;
+            print!("{}", users_table(&users));
+        }
+        UsersCommand::Disable { name } => match accounts.disable_user(&name, "cli").await? {
+            Disabled::Now => println!("disabled user {name}"),
+            Disabled::Already => println!("user {name} was already disabled"),
+        },
+    }
+    Ok(())
+}
+
+/// The password from stdin's first line, or asked twice on the terminal without echo.
+fn read_password(name: &str, from_stdin: bool) -> anyhow::Result<secrecy::SecretString> {
+    use anyhow::Context as _;
+
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("reading the password from standard input")?;
+        while line.ends_with(['\n', '\r']) {
+            line.pop();
+        }
+        return Ok(line.into());
+    }
+    let no_tty = "cannot ask for the password (no terminal?): use --password-stdin";
+    let first = rpassword::prompt_password(format!("Password for {name}: ")).context(no_tty)?;
+    let again =
+        secrecy::SecretString::from(rpassword::prompt_password("Repeat it: ").context(no_tty)?);
+    let first = secrecy::SecretString::from(first);
+    use secrecy::ExposeSecret as _;
+    if first.expose_secret() != again.expose_secret() {
+        anyhow::bail!("the two passwords differ");
+    }
+    Ok(first)
+}
+
+fn users_table(users: &[crate::storage::meta::User]) -> String {
+    let width = users
+        .iter()
+        .map(|u| u.username.len())
+        .chain([4])
+        .max()
+        .unwrap_or(4);
+    let mut out = format!("{:width$}  DISABLED  CREATED\n", "NAME");
+    for u in users {
+        let created = time::OffsetDateTime::from_unix_timestamp(u.created_at_ms.div_euclid(1000))
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_else(|| u.created_at_ms.to_string());
+        let disabled = if u.disabled { "yes" } else { "no" };
+        out.push_str(&format!("{:width$}  {disabled:8}  {created}\n", u.username));
+    }
+    out
 }

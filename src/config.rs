@@ -43,6 +43,8 @@ pub struct Config {
     /// Bearer token → user id.
     pub api_tokens: Vec<ApiToken>,
     pub allowed_origins: Vec<String>,
+    /// A cookie login ends after this long without a request (automatic logoff).
+    pub login_idle: Duration,
     pub fsync_interval: Duration,
     /// How often sessions that could not be stored at close are retried.
     pub storage_retry_interval: Duration,
@@ -109,6 +111,7 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("shutdown_grace_secs", "AUSCULT_SHUTDOWN_GRACE_SECS"),
     ("api_tokens", "AUSCULT_API_TOKENS"),
     ("allowed_origins", "AUSCULT_ALLOWED_ORIGINS"),
+    ("login_idle_secs", "AUSCULT_LOGIN_IDLE_SECS"),
     ("fsync_interval_ms", "AUSCULT_FSYNC_INTERVAL_MS"),
     ("storage_retry_secs", "AUSCULT_STORAGE_RETRY_SECS"),
     ("ping_interval_secs", "AUSCULT_PING_INTERVAL_SECS"),
@@ -293,6 +296,7 @@ impl Config {
                 .map(|s| s.trim().trim_end_matches('/').to_owned())
                 .filter(|s| !s.is_empty())
                 .collect(),
+            login_idle: secs("login_idle_secs", "AUSCULT_LOGIN_IDLE_SECS", 900)?,
             fsync_interval: Duration::from_millis(fsync_ms.max(10)),
             storage_retry_interval: secs("storage_retry_secs", "AUSCULT_STORAGE_RETRY_SECS", 30)?,
             ping_interval: secs("ping_interval_secs", "AUSCULT_PING_INTERVAL_SECS", 25)?,
@@ -320,17 +324,25 @@ impl Config {
     }
 
     /// Refuses configurations that must not start (e.g. no auth on a public address).
-    pub fn validate_for_serve(&self) -> Result<(), ConfigError> {
-        if self.api_tokens.is_empty() && !self.listen.ip().is_loopback() {
+    pub fn validate_for_serve(&self, has_accounts: bool) -> Result<(), ConfigError> {
+        if self.needs_accounts() && !has_accounts {
             return Err(invalid(
                 "AUSCULT_API_TOKENS",
                 format!(
-                    "no API tokens configured and {} is not a loopback address; refusing to start without authentication",
+                    "no API tokens, no user accounts, and {} is not a loopback address; \
+                     refusing to start without authentication (set AUSCULT_API_TOKENS or add \
+                     a user with `auscult users add NAME`)",
                     self.listen
                 ),
             ));
         }
         Ok(())
+    }
+
+    /// Whether, without API tokens on a public address, only login accounts
+    /// can authenticate (the server refuses to start if there are none).
+    pub fn needs_accounts(&self) -> bool {
+        self.api_tokens.is_empty() && !self.listen.ip().is_loopback()
     }
 
     /// A human-readable dump with secrets redacted, for `auscult config check`.
@@ -422,6 +434,10 @@ impl Config {
                 },
             ),
             ("AUSCULT_ALLOWED_ORIGINS", self.allowed_origins.join(",")),
+            (
+                "AUSCULT_LOGIN_IDLE_SECS",
+                self.login_idle.as_secs().to_string(),
+            ),
             (
                 "AUSCULT_FSYNC_INTERVAL_MS",
                 self.fsync_interval.as_millis().to_string(),
@@ -578,6 +594,7 @@ mod tests {
         assert_eq!(c.max_message_bytes, 1024 * 1024);
         assert_eq!(c.database_pool.max_connections, 10);
         assert_eq!(c.database_pool.acquire_timeout, Duration::from_secs(5));
+        assert_eq!(c.login_idle, Duration::from_secs(15 * 60));
         assert!(c.allows_local_user());
     }
 
@@ -611,7 +628,8 @@ mod tests {
     #[test]
     fn public_listener_without_tokens_refuses_to_start() {
         let c = Config::load_from(None, &env(&[("AUSCULT_LISTEN", "0.0.0.0:8080")])).unwrap();
-        assert!(c.validate_for_serve().is_err());
+        assert!(c.validate_for_serve(false).is_err());
+        assert!(c.validate_for_serve(true).is_ok(), "accounts authenticate");
         let c = Config::load_from(
             None,
             &env(&[
@@ -620,7 +638,7 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert!(c.validate_for_serve().is_ok());
+        assert!(c.validate_for_serve(false).is_ok());
     }
 
     #[test]

@@ -3,10 +3,12 @@
 //! Layers, outermost first: [`transport`] (HTTP/WebSocket) → [`session`] (state
 //! machine, limits, lifecycle) → [`protocol`] (typed messages) → [`audio`] (PCM,
 //! resampling, WAV) → [`engine`] (speech engines) → [`storage`] (objects and
-//! metadata). [`app`] wires them together; [`config`] and [`telemetry`] serve all;
+//! metadata). [`accounts`] (users, logins, the audit log) sits beside sessions.
+//! [`app`] wires them together; [`config`] and [`telemetry`] serve all;
 //! [`export`] renders transcripts for download.
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 pub mod app;
 pub mod audio;
 pub mod cli;

@@ -31,6 +31,7 @@ pub const SESSIONS_TAKEN_OVER: &str = "auscult_sessions_taken_over_total";
 pub const EVENTS_SENT: &str = "auscult_events_sent_total";
 pub const EVENTS_PENDING: &str = "auscult_events_pending";
 pub const SESSIONS_DELETED: &str = "auscult_sessions_deleted_total";
+pub const LOGINS: &str = "auscult_logins_total";
 
 static PROMETHEUS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -123,6 +124,10 @@ fn describe() {
     describe_counter!(
         SESSIONS_DELETED,
         "Sessions deleted by their users, objects and rows"
+    );
+    describe_counter!(
+        LOGINS,
+        "Login attempts, by outcome (ok, bad_password, unknown_user, disabled, rate_limited)"
     );
     metrics::gauge!(SESSIONS_ACTIVE).set(0.0);
     metrics::gauge!(ENGINE_BACKLOG_BYTES).set(0.0);

@@ -187,12 +187,17 @@ async fn chunks_are_written_while_the_session_is_live_and_removed_once_stored(pa
 
     send_durably(&mut ws, first).await;
     wait_for_chunks_holding(&backend, &id, first).await;
-    let row = backend.wait_for_status(&id, "live").await;
-    assert_eq!(
-        row.received_bytes,
-        first.len() as u64,
-        "row counts chunked bytes"
-    );
+    // The row is updated just after the chunk lands, so wait for it too.
+    poll_until(|| async {
+        match backend.row(&id).await {
+            Some(row) if row.status == "live" && row.received_bytes == first.len() as u64 => Ok(()),
+            seen => Err(format!(
+                "live row counting the {} chunked bytes: {seen:?}",
+                first.len()
+            )),
+        }
+    })
+    .await;
 
     send_durably(&mut ws, second).await;
     wait_for_chunks_holding(&backend, &id, &audio).await;

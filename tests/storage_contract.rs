@@ -5,7 +5,9 @@
 mod common;
 
 use auscult::protocol::{CloseReason, Word};
-use auscult::storage::meta::{self, SharedMetadataStore};
+use auscult::storage::meta::{
+    self, AuditAction, AuditEntry, FailureScope, SharedMetadataStore, User, WebSessionRow,
+};
 use auscult::storage::{FinalSegment, SessionCursor, SessionOutcome, SessionRecord, SessionStatus};
 use common::postgres::{TestDatabase, wait_for_pg_status};
 use common::*;
@@ -52,6 +54,9 @@ contract!(
     a_users_sessions_list_newest_first_in_pages_and_never_anyone_elses,
     sessions_starting_in_the_same_millisecond_page_by_id_without_loss_or_repeat,
     deleting_a_session_removes_its_row_and_segments_and_nothing_else,
+    users_are_unique_listed_by_name_and_disabling_ends_their_logins,
+    a_login_session_that_ended_is_never_brought_back,
+    failed_logins_count_per_user_since_its_last_login_and_per_address,
 );
 
 async fn sqlite_store() -> (SharedMetadataStore, tempfile::TempDir) {
@@ -498,5 +503,193 @@ async fn deleting_a_session_removes_its_row_and_segments_and_nothing_else(
     assert_eq!(
         ids(&store.list_sessions("u1", 10, None).await.unwrap()),
         ["s2"]
+    );
+}
+fn user(name: &str) -> User {
+    User {
+        username: name.into(),
+        disabled: false,
+        created_at_ms: T0,
+    }
+}
+
+fn login_row(id_hash: &str, user: &str, expires_at_ms: i64) -> WebSessionRow {
+    WebSessionRow {
+        id_hash: id_hash.into(),
+        user_id: Some(user.into()),
+        data: format!(r#"{{"user":"{user}"}}"#),
+        expires_at_ms,
+    }
+}
+
+async fn users_are_unique_listed_by_name_and_disabling_ends_their_logins(
+    store: SharedMetadataStore,
+) {
+    assert!(!store.has_users().await.unwrap());
+    assert!(store.add_user(&user("zoe"), "$argon2id$zoe").await.unwrap());
+    assert!(store.add_user(&user("amy"), "$argon2id$amy").await.unwrap());
+    assert!(
+        !store
+            .add_user(&user("amy"), "$argon2id$other")
+            .await
+            .unwrap()
+    );
+    assert!(store.has_users().await.unwrap());
+    let names: Vec<_> = store.list_users().await.unwrap();
+    assert_eq!(names, [user("amy"), user("zoe")]);
+    let amy = store.credentials("amy").await.unwrap().expect("amy");
+    assert_eq!(amy.user, user("amy"));
+    assert_eq!(
+        secrecy::ExposeSecret::expose_secret(&amy.password_hash),
+        "$argon2id$amy"
+    );
+    assert!(store.credentials("nobody").await.unwrap().is_none());
+
+    assert!(
+        store
+            .create_web_session(&login_row("h-amy", "amy", T0 + 1000))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .create_web_session(&login_row("h-zoe", "zoe", T0 + 1000))
+            .await
+            .unwrap()
+    );
+    assert!(store.disable_user("amy").await.unwrap());
+    assert!(!store.disable_user("nobody").await.unwrap());
+    assert!(
+        store
+            .credentials("amy")
+            .await
+            .unwrap()
+            .unwrap()
+            .user
+            .disabled
+    );
+    assert!(store.load_web_session("h-amy", T0).await.unwrap().is_none());
+    assert!(store.load_web_session("h-zoe", T0).await.unwrap().is_some());
+    assert!(store.has_users().await.unwrap());
+    store.disable_user("zoe").await.unwrap();
+    assert!(
+        store.has_users().await.unwrap(),
+        "disabled accounts still close local mode"
+    );
+}
+
+async fn a_login_session_that_ended_is_never_brought_back(store: SharedMetadataStore) {
+    store.add_user(&user("amy"), "$argon2id$amy").await.unwrap();
+    let row = login_row("h1", "amy", T0 + 1000);
+    assert!(store.create_web_session(&row).await.unwrap());
+    assert!(!store.create_web_session(&row).await.unwrap(), "id taken");
+    assert_eq!(
+        store.load_web_session("h1", T0).await.unwrap(),
+        Some(row.clone())
+    );
+    assert_eq!(
+        store.load_web_session("h1", T0 + 1000).await.unwrap(),
+        None,
+        "expired"
+    );
+
+    // Saving and touching move the expiry of a live session only.
+    assert!(
+        store
+            .touch_web_session("h1", T0 + 5000, T0 + 500)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .load_web_session("h1", T0 + 4000)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        !store
+            .touch_web_session("h1", T0 + 9000, T0 + 5000)
+            .await
+            .unwrap()
+    );
+    store
+        .save_web_session(&login_row("h1", "amy", T0 + 9000), T0 + 6000)
+        .await
+        .unwrap();
+    assert_eq!(store.load_web_session("h1", T0 + 6000).await.unwrap(), None);
+
+    // Deleted (logout): a late save does not recreate it.
+    assert!(
+        store
+            .create_web_session(&login_row("h2", "amy", T0 + 1000))
+            .await
+            .unwrap()
+    );
+    store.delete_web_session("h2").await.unwrap();
+    store
+        .save_web_session(&login_row("h2", "amy", T0 + 2000), T0)
+        .await
+        .unwrap();
+    assert_eq!(store.load_web_session("h2", T0).await.unwrap(), None);
+
+    // Cleanup takes what expired (h3), not what lives on (h1, until T0 + 5000).
+    let h3 = login_row("h3", "amy", T0 + 3000);
+    assert!(store.create_web_session(&h3).await.unwrap());
+    assert_eq!(
+        store.delete_expired_web_sessions(T0 + 4000).await.unwrap(),
+        1
+    );
+    assert!(
+        store
+            .load_web_session("h1", T0 + 4000)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(!store.touch_web_session("h3", T0 + 9000, T0).await.unwrap());
+}
+
+async fn failed_logins_count_per_user_since_its_last_login_and_per_address(
+    store: SharedMetadataStore,
+) {
+    let entry = |at: i64, action, user: &str, ip: &str, detail: Option<&str>| AuditEntry {
+        at_ms: at,
+        user_id: Some(user.into()),
+        action,
+        ip: Some(ip.into()),
+        detail: detail.map(str::to_owned),
+    };
+    let fail = |at, user, ip, reason| entry(at, AuditAction::LoginFailed, user, ip, Some(reason));
+    for e in [
+        fail(T0 + 1, "amy", "10.0.0.1", "bad_password"),
+        fail(T0 + 2, "amy", "10.0.0.2", "bad_password"),
+        entry(T0 + 3, AuditAction::Login, "amy", "10.0.0.1", None),
+        fail(T0 + 4, "amy", "10.0.0.1", "bad_password"),
+        fail(T0 + 5, "amy", "10.0.0.1", "rate_limited"),
+        fail(T0 + 6, "bob", "10.0.0.1", "unknown_user"),
+    ] {
+        store.audit(&e).await.unwrap();
+    }
+    let nth = async |scope, since, n| store.nth_recent_failure(scope, since, n).await.unwrap();
+    let amy = FailureScope::User("amy");
+    let ip1 = FailureScope::Ip("10.0.0.1");
+    // amy: only the failure after her login counts; refusals never do.
+    assert_eq!(nth(amy, T0, 1).await, Some(T0 + 4));
+    assert_eq!(nth(amy, T0, 2).await, None);
+    // 10.0.0.1: every failure from it, whoever it was for, logins or not.
+    assert_eq!(nth(ip1, T0, 1).await, Some(T0 + 6));
+    assert_eq!(nth(ip1, T0, 2).await, Some(T0 + 4));
+    assert_eq!(nth(ip1, T0, 3).await, Some(T0 + 1));
+    assert_eq!(nth(ip1, T0, 4).await, None);
+    assert_eq!(nth(ip1, T0 + 1, 3).await, None, "outside the window");
+
+    let recent = store.recent_audit(2).await.unwrap();
+    assert_eq!(
+        recent,
+        [
+            fail(T0 + 6, "bob", "10.0.0.1", "unknown_user"),
+            fail(T0 + 5, "amy", "10.0.0.1", "rate_limited")
+        ]
     );
 }

@@ -1,14 +1,15 @@
 //! Storage: where finished sessions live. Two small traits, [`ObjectStore`]
 //! (audio, transcript, manifest) and [`MetadataStore`] (session rows and final
-//! segments), each with an embedded implementation (a folder, SQLite).
+//! segments, plus the [`AccountStore`] of users, logins and the audit log),
+//! each with an embedded implementation (a folder, SQLite).
 
 pub mod keys;
 pub mod meta;
 pub mod object;
 
 pub use meta::{
-    FinalSegment, MetadataStore, MigrationStatus, SessionCursor, SessionOutcome, SessionRecord,
-    SessionRow, SessionStatus,
+    AccountStore, AuditAction, AuditEntry, FinalSegment, MetadataStore, MigrationStatus,
+    SessionCursor, SessionOutcome, SessionRecord, SessionRow, SessionStatus,
 };
 pub use object::ObjectStore;
 

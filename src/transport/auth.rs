@@ -1,9 +1,12 @@
 //! Who is calling: bearer tokens (header or `?access_token=`) mapped to user
-//! ids, the loopback-only `local` user, and the `Origin` check.
+//! ids, cookie logins, the loopback-only `local` user, and the `Origin` check.
 
 use axum::http::{HeaderMap, StatusCode, header};
 use secrecy::ExposeSecret;
+use tower_sessions::Session;
+use tower_sessions::session::Id;
 
+use crate::accounts::login_sessions::{SEEN_KEY, USER_KEY};
 use crate::config::{ApiToken, Config};
 
 /// The single user allowed without a token on a loopback listener with no tokens configured.
@@ -22,6 +25,8 @@ pub enum AuthError {
     MissingCredentials,
     InvalidToken,
     OriginNotAllowed,
+    /// The database holding accounts and logins did not answer (retryable).
+    Unavailable,
 }
 
 impl AuthError {
@@ -29,6 +34,7 @@ impl AuthError {
         match self {
             AuthError::MissingCredentials | AuthError::InvalidToken => StatusCode::UNAUTHORIZED,
             AuthError::OriginNotAllowed => StatusCode::FORBIDDEN,
+            AuthError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -37,18 +43,50 @@ impl AuthError {
             AuthError::MissingCredentials => "missing_credentials",
             AuthError::InvalidToken => "invalid_token",
             AuthError::OriginNotAllowed => "origin_not_allowed",
+            AuthError::Unavailable => "auth_unavailable",
         }
     }
 
     pub fn message(self) -> &'static str {
         match self {
             AuthError::MissingCredentials => {
-                "authentication required: Authorization: Bearer <token> or ?access_token="
+                "authentication required: log in, or Authorization: Bearer <token> or ?access_token="
             }
             AuthError::InvalidToken => "the token is not valid",
             AuthError::OriginNotAllowed => {
                 "cross-origin request from an origin that is not allowed"
             }
+            AuthError::Unavailable => "cannot check credentials right now, try again",
+        }
+    }
+}
+
+/// What a request's token said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenCheck {
+    /// No token was presented.
+    Absent,
+    Valid(String),
+    Invalid,
+}
+
+/// How a caller was authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthVia {
+    /// A login cookie session (`auscult_session`).
+    Cookie,
+    /// A bearer token (header or `?access_token=`).
+    Token,
+    /// The loopback `local` user: no tokens configured and no accounts.
+    Local,
+}
+
+impl AuthVia {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthVia::Cookie => "cookie",
+            AuthVia::Token => "token",
+            AuthVia::Local => "local",
         }
     }
 }
@@ -62,12 +100,8 @@ impl Authenticator {
         }
     }
 
-    /// Resolves the caller's user id from the `Authorization` header or the `access_token` query value.
-    pub fn authenticate(
-        &self,
-        headers: &HeaderMap,
-        query_token: Option<&str>,
-    ) -> Result<String, AuthError> {
+    /// Checks the `Authorization` header's token, or else the `access_token` query value.
+    pub fn check_token(&self, headers: &HeaderMap, query_token: Option<&str>) -> TokenCheck {
         let header_token = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -77,11 +111,7 @@ impl Authenticator {
             })
             .map(str::trim);
         let Some(token) = header_token.or(query_token).filter(|t| !t.is_empty()) else {
-            return if self.allow_local {
-                Ok(LOCAL_USER.to_owned())
-            } else {
-                Err(AuthError::MissingCredentials)
-            };
+            return TokenCheck::Absent;
         };
         // Compare against every token so timing does not reveal which one nearly matched.
         let mut found = None;
@@ -90,11 +120,13 @@ impl Authenticator {
                 found = Some(t.user_id.clone());
             }
         }
-        match found {
-            Some(user) => Ok(user),
-            None if self.allow_local && self.tokens.is_empty() => Ok(LOCAL_USER.to_owned()),
-            None => Err(AuthError::InvalidToken),
-        }
+        found.map_or(TokenCheck::Invalid, TokenCheck::Valid)
+    }
+
+    /// Whether the configuration allows the `local` user (no tokens, a
+    /// loopback listener); it applies only while no account exists.
+    pub fn allows_local(&self) -> bool {
+        self.allow_local
     }
 
     /// Allows requests without `Origin` (non-browser clients), same-origin ones,
@@ -140,22 +172,102 @@ impl axum::extract::FromRequestParts<super::AppState> for AuthUser {
         parts: &mut axum::http::request::Parts,
         state: &super::AppState,
     ) -> Result<Self, Self::Rejection> {
+        Caller::from_request_parts(parts, state)
+            .await
+            .map(|caller| AuthUser(caller.user))
+    }
+}
+
+/// [`AuthUser`] with how the caller was authenticated. Credentials are tried
+/// in order: a token (if one is presented, it must be valid), the login
+/// cookie, then the loopback `local` user while no account exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub user: String,
+    pub via: AuthVia,
+    login: Option<Id>,
+}
+
+impl Caller {
+    /// The cookie login session this caller came with.
+    pub fn login_session(&self) -> Option<Id> {
+        self.login
+    }
+
+    async fn resolve(
+        parts: &axum::http::request::Parts,
+        state: &super::AppState,
+    ) -> Result<Caller, AuthError> {
         #[derive(serde::Deserialize)]
         struct TokenQuery {
             access_token: Option<String>,
         }
+        state.auth.check_origin(&parts.headers)?;
         let query_token = axum::extract::Query::<TokenQuery>::try_from_uri(&parts.uri)
             .ok()
             .and_then(|q| q.0.access_token);
-        state
+        let token = state
             .auth
-            .check_origin(&parts.headers)
-            .and_then(|()| {
-                state
-                    .auth
-                    .authenticate(&parts.headers, query_token.as_deref())
-            })
-            .map(AuthUser)
+            .check_token(&parts.headers, query_token.as_deref());
+        let caller = |user, via, login| Caller { user, via, login };
+        match token {
+            TokenCheck::Valid(user) => return Ok(caller(user, AuthVia::Token, None)),
+            // With no tokens configured a token proves nothing; fall through.
+            TokenCheck::Invalid if !state.auth.allows_local() => {
+                return Err(AuthError::InvalidToken);
+            }
+            TokenCheck::Invalid | TokenCheck::Absent => {}
+        }
+        if let Some(session) = parts.extensions.get::<Session>()
+            && let Some((user, id)) = cookie_user(session).await?
+        {
+            return Ok(caller(user, AuthVia::Cookie, Some(id)));
+        }
+        if state.auth.allows_local() {
+            let local = state.accounts.local_mode().await.map_err(|e| {
+                tracing::warn!(event = "auth_unavailable", error = %e);
+                AuthError::Unavailable
+            })?;
+            if local {
+                return Ok(caller(LOCAL_USER.to_owned(), AuthVia::Local, None));
+            }
+        }
+        Err(match token {
+            TokenCheck::Invalid => AuthError::InvalidToken,
+            _ => AuthError::MissingCredentials,
+        })
+    }
+}
+
+/// The user of a live cookie login, whose idle expiry is pushed back (the
+/// session is saved with the response).
+async fn cookie_user(session: &Session) -> Result<Option<(String, Id)>, AuthError> {
+    let unavailable = |e: tower_sessions::session::Error| {
+        tracing::warn!(event = "auth_unavailable", error = %e);
+        AuthError::Unavailable
+    };
+    if session.id().is_none() {
+        return Ok(None);
+    }
+    let Some(user) = session.get::<String>(USER_KEY).await.map_err(unavailable)? else {
+        return Ok(None);
+    };
+    session
+        .insert(SEEN_KEY, crate::session::wall_clock_ms())
+        .await
+        .map_err(unavailable)?;
+    Ok(session.id().map(|id| (user, id)))
+}
+
+impl axum::extract::FromRequestParts<super::AppState> for Caller {
+    type Rejection = axum::response::Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &super::AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Caller::resolve(parts, state)
+            .await
             .map_err(AuthError::into_response)
     }
 }
@@ -211,26 +323,23 @@ mod tests {
     fn tokens_map_to_users_and_bad_tokens_are_refused() {
         let a = auth(&[("AUSCULT_API_TOKENS", "alice:token-alice,bob:token-bob")]);
         let h = headers(&[(header::AUTHORIZATION, "Bearer token-bob")]);
-        assert_eq!(a.authenticate(&h, None).unwrap(), "bob");
+        assert_eq!(a.check_token(&h, None), TokenCheck::Valid("bob".into()));
         assert_eq!(
-            a.authenticate(&HeaderMap::new(), Some("token-alice"))
-                .unwrap(),
-            "alice"
+            a.check_token(&HeaderMap::new(), Some("token-alice")),
+            TokenCheck::Valid("alice".into())
         );
+        assert_eq!(a.check_token(&HeaderMap::new(), None), TokenCheck::Absent);
         assert_eq!(
-            a.authenticate(&HeaderMap::new(), None),
-            Err(AuthError::MissingCredentials)
+            a.check_token(&HeaderMap::new(), Some("token-eve")),
+            TokenCheck::Invalid
         );
-        assert_eq!(
-            a.authenticate(&HeaderMap::new(), Some("token-eve")),
-            Err(AuthError::InvalidToken)
-        );
+        assert!(!a.allows_local());
     }
 
     #[test]
-    fn loopback_without_tokens_is_the_local_user() {
-        let a = auth(&[]);
-        assert_eq!(a.authenticate(&HeaderMap::new(), None).unwrap(), LOCAL_USER);
+    fn loopback_without_tokens_allows_the_local_user() {
+        assert!(auth(&[]).allows_local());
+        assert!(!auth(&[("AUSCULT_LISTEN", "0.0.0.0:8080")]).allows_local());
     }
 
     #[test]

@@ -3,15 +3,20 @@
 
 pub mod api;
 pub mod auth;
+pub mod cookies;
+pub mod forwarded;
 pub mod headers;
 pub mod http;
+pub mod login;
 pub mod ws;
 
 use axum::Router;
 use axum::handler::Handler;
 use axum::http::Method;
+use axum::middleware;
 use axum::routing::{MethodFilter, MethodRouter, get};
 
+use crate::accounts::Accounts;
 use crate::session::SessionManager;
 use crate::storage::meta::SharedMetadataStore;
 use crate::storage::object::SharedObjectStore;
@@ -21,6 +26,8 @@ use crate::storage::object::SharedObjectStore;
 pub struct AppState {
     pub sessions: SessionManager,
     pub auth: auth::Authenticator,
+    /// Users, logins and the audit log.
+    pub accounts: Accounts,
     pub metadata: SharedMetadataStore,
     pub objects: SharedObjectStore,
     pub keepalive: ws::Keepalive,
@@ -56,6 +63,9 @@ pub fn v1_routes() -> Vec<Route> {
     vec![
         Route::new(M::GET, "/v1/stream", ws::stream),
         Route::new(M::GET, "/v1/openapi.json", api::openapi),
+        Route::new(M::POST, "/v1/auth/login", login::login),
+        Route::new(M::POST, "/v1/auth/logout", login::logout),
+        Route::new(M::GET, "/v1/auth/me", login::me),
         Route::new(M::GET, "/v1/engines", api::engines),
         Route::new(M::GET, "/v1/sessions", api::list_sessions),
         Route::new(M::GET, "/v1/sessions/{id}", api::get_session),
@@ -66,6 +76,7 @@ pub fn v1_routes() -> Vec<Route> {
 }
 
 pub fn router(state: AppState) -> Router {
+    let logins = cookies::session_layer(&state.accounts);
     let mut router = Router::new();
     for route in v1_routes() {
         router = router.route(route.path, route.handler);
@@ -78,4 +89,6 @@ pub fn router(state: AppState) -> Router {
         // Outermost, so refusals, 404s and 405s carry the headers too.
         .layer(axum::middleware::map_response(headers::security_headers))
         .with_state(state)
+        .layer(logins)
+        .layer(middleware::from_fn(cookies::secure_cookie))
 }

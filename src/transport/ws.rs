@@ -10,20 +10,25 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
+use tower_sessions::session::Id as LoginId;
 
 use super::AppState;
-use super::auth::{AuthUser, RefusalCode};
+use super::auth::{Caller, RefusalCode};
 use super::http::error_response;
+use crate::accounts::login_sessions;
 use crate::session::{self, Inbound, Outbound};
 use crate::telemetry;
 
 pub async fn stream(
     State(state): State<AppState>,
-    user: Result<AuthUser, Response>,
+    caller: Result<Caller, Response>,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
-    let user = match user {
-        Ok(AuthUser(user)) => user,
+    let (user, login) = match caller {
+        Ok(caller) => {
+            let login = caller.login_session();
+            (caller.user, login)
+        }
         Err(refusal) => {
             let code = refusal
                 .extensions()
@@ -68,7 +73,7 @@ pub async fn stream(
         .write_buffer_size(SOCKET_BUFFER_BYTES)
         .on_upgrade(move |socket| {
             let sessions = state.sessions.clone();
-            sessions.track_connection(pump(socket, user, state, keepalive))
+            sessions.track_connection(pump(socket, user, login, state, keepalive))
         })
 }
 
@@ -82,7 +87,27 @@ pub struct Keepalive {
     pub pong_timeout: Duration,
 }
 
-async fn pump(socket: WebSocket, user: String, state: AppState, keepalive: Keepalive) {
+async fn pump(
+    socket: WebSocket,
+    user: String,
+    login: Option<LoginId>,
+    state: AppState,
+    keepalive: Keepalive,
+) {
+    // A connection opened with a login cookie keeps that login alive.
+    let keep_login = async {
+        match login {
+            Some(id) => {
+                login_sessions::keep_alive(
+                    state.accounts.store().clone(),
+                    id,
+                    state.accounts.login_idle(),
+                )
+                .await
+            }
+            None => std::future::pending().await,
+        }
+    };
     let (link, ends) = session::link::pair();
     state.sessions.accept(user, link);
     let session::TransportEnds {
@@ -166,6 +191,7 @@ async fn pump(socket: WebSocket, user: String, state: AppState, keepalive: Keepa
     tokio::select! {
         () = reader => {}
         () = writer => {}
+        () = keep_login => {}
     }
 }
 

@@ -8,6 +8,7 @@ pub mod audio;
 pub mod backend;
 pub mod client;
 pub mod engine;
+pub mod login;
 pub mod moto;
 pub mod postgres;
 pub mod process;

@@ -1,11 +1,17 @@
 //! Session metadata: one row per session (who, which engine, formats, timings,
-//! byte counts, keys, status) and its final transcript segments.
+//! byte counts, keys, status) and its final transcript segments; and, in the
+//! same database, the accounts ([`AccountStore`]: users, login sessions, audit log).
 
+mod accounts;
 mod postgres;
 mod rows;
 mod sql;
 mod sqlite;
 
+pub use accounts::{
+    AccountStore, AuditAction, AuditEntry, Credentials, FailureScope, RATE_LIMITED, User,
+    WebSessionRow,
+};
 pub use postgres::PostgresMetadataStore;
 pub use sqlite::SqliteMetadataStore;
 
@@ -135,10 +141,10 @@ pub struct MigrationStatus {
     pub pending: usize,
 }
 
-/// Session rows and their final segments. Every write is idempotent, so a
-/// retry after a lost reply is safe.
+/// Session rows and their final segments (every write is idempotent, so a
+/// retry after a lost reply is safe), and the accounts kept beside them.
 #[async_trait]
-pub trait MetadataStore: Send + Sync + 'static {
+pub trait MetadataStore: AccountStore + Send + Sync + 'static {
     /// Creates the row of a new live session, owned by instance `owner`.
     async fn create_session(
         &self,

@@ -58,6 +58,7 @@ impl PostgresMetadataStore {
 }
 
 super::sql::sql_store!(PostgresMetadataStore, i32);
+super::accounts::account_store!(PostgresMetadataStore);
 
 #[cfg(test)]
 mod tests {

@@ -1,9 +1,11 @@
-//! Decoding rows into session types, shared by the SQLite and Postgres stores
+//! Decoding rows into session and account types, shared by the SQLite and Postgres stores
 //! (their SQL differs in placeholders; the columns and their meaning do not).
 
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-use super::{FinalSegment, SessionRecord, SessionRow, SessionStatus};
+use super::{
+    AuditAction, AuditEntry, FinalSegment, SessionRecord, SessionRow, SessionStatus, User,
+};
 use crate::storage::StorageError;
 
 /// Decodes a `sessions` row. `Int` is the column type of channels and rates
@@ -62,5 +64,41 @@ where
         end: row.try_get("end_s")?,
         text: row.try_get("text")?,
         words: serde_json::from_str(&words).unwrap_or_default(),
+    })
+}
+
+/// Decodes the `username, disabled, created_at_ms` of a `users` row.
+pub(super) fn user<'r, R>(row: &'r R) -> Result<User, StorageError>
+where
+    R: Row,
+    &'r str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    bool: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(User {
+        username: row.try_get("username")?,
+        disabled: row.try_get("disabled")?,
+        created_at_ms: row.try_get("created_at_ms")?,
+    })
+}
+
+/// Decodes an `audit_log` row.
+pub(super) fn audit_entry<'r, R>(row: &'r R) -> Result<AuditEntry, StorageError>
+where
+    R: Row,
+    &'r str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    Option<String>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let action: String = row.try_get("action")?;
+    Ok(AuditEntry {
+        at_ms: row.try_get("at_ms")?,
+        user_id: row.try_get("user_id")?,
+        action: AuditAction::parse(&action)
+            .ok_or_else(|| StorageError::Invalid(format!("unknown audit action {action:?}")))?,
+        ip: row.try_get("ip")?,
+        detail: row.try_get("detail")?,
     })
 }

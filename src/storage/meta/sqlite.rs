@@ -56,3 +56,4 @@ impl SqliteMetadataStore {
 }
 
 super::sql::sql_store!(SqliteMetadataStore, i64);
+super::accounts::account_store!(SqliteMetadataStore);

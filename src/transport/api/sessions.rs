@@ -11,10 +11,11 @@ use serde_json::json;
 
 use super::{ApiError, owned_session, private};
 use crate::storage::keys::validate_id;
-use crate::storage::{SessionCursor, SessionRow};
+use crate::storage::{AuditAction, AuditEntry, SessionCursor, SessionRow};
 use crate::telemetry;
 use crate::transport::AppState;
 use crate::transport::auth::AuthUser;
+use crate::transport::forwarded::ClientIp;
 
 pub const DEFAULT_LIMIT: u32 = 20;
 pub const MAX_LIMIT: u32 = 100;
@@ -112,6 +113,7 @@ pub async fn get_session(
 pub async fn delete_session(
     State(state): State<AppState>,
     user: AuthUser,
+    ClientIp(ip): ClientIp,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let (row, keys) = owned_session(&state, &user, &id).await?;
@@ -123,7 +125,13 @@ pub async fn delete_session(
         state.objects.delete(key).await?;
     }
     state.metadata.delete_session(&id).await?;
-    // audit: session_deleted
+    let entry = AuditEntry::new(AuditAction::SessionDeleted, Some(&user.0))
+        .with_ip(ip.as_deref())
+        .with_detail(&id);
+    if let Err(e) = state.metadata.audit(&entry).await {
+        // Deleted already; the missing audit row is logged (ids only).
+        telemetry::storage_failure("audit", &id, &e);
+    }
     telemetry::session_deleted(&id, &user.0, objects.len());
     Ok(StatusCode::NO_CONTENT.into_response())
 }
