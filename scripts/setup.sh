@@ -83,3 +83,19 @@ sys.exit(tuple(map(int, moto.__version__.split(".")[:3])) < (5, 2, 5))' 2>/dev/n
     python3 -m pip install --quiet 'moto[server]>=5.2.5' \
         || python3 -m pip install --quiet --break-system-packages 'moto[server]>=5.2.5'
 }
+
+# The browser tests (tests/browser_e2e.rs): Debian's Chromium, Node.js with
+# npm, and playwright-core from e2e/package-lock.json (npm ci, only when the
+# lock file changed since the last install).
+ensure_browser_e2e() {
+    ensure_apt chromium
+    command -v node >/dev/null 2>&1 || ensure_apt nodejs
+    command -v npm >/dev/null 2>&1 || ensure_apt npm
+    local e2e="$AUSCULT_ROOT/e2e"
+    if ! cmp -s "$e2e/package-lock.json" "$e2e/node_modules/.package-lock.json.installed" 2>/dev/null \
+        || [ ! -f "$e2e/node_modules/playwright-core/package.json" ]; then
+        log "npm ci in e2e/"
+        (cd "$e2e" && npm ci --no-audit --no-fund --loglevel=error)
+        cp "$e2e/package-lock.json" "$e2e/node_modules/.package-lock.json.installed"
+    fi
+}

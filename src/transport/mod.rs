@@ -8,6 +8,7 @@ pub mod forwarded;
 pub mod headers;
 pub mod http;
 pub mod login;
+pub mod pages;
 pub mod ws;
 
 use axum::Router;
@@ -85,6 +86,9 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(http::health))
         .route("/ready", get(http::ready))
         .route("/metrics", get(http::metrics))
+        .route("/", get(pages::index))
+        .route("/history", get(pages::index))
+        .route("/static/{file}", get(pages::file))
         .fallback(http::not_found)
         // Outermost, so refusals, 404s and 405s carry the headers too.
         .layer(axum::middleware::map_response(headers::security_headers))
