@@ -27,6 +27,7 @@ const MIN_FINAL_WORDS = 2;
 
 async function record(page, cfg, run) {
   await byTestId(page, 'rate-select').selectOption(String(run.rate));
+  await page.evaluate(() => { window.__seenPartials = []; });
   await byTestId(page, 'record-start').click();
   await waitForState(page, 'live');
   log(`${run.label}: live`);
@@ -89,7 +90,7 @@ await runTest('record', async (cfg, open) => {
   const done = [];
   for (const run of RUNS) done.push(await record(page, cfg, run));
 
-  await page.getByRole('link', { name: 'History' }).click();
+  await page.locator('nav a[data-route="history"]').click();
   await page.waitForURL('**/history');
   const items = byTestId(page, 'history-list').locator('[data-testid="history-item"]');
   await items.first().waitFor({ timeout: 15000 });

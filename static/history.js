@@ -158,6 +158,8 @@ export class HistoryView {
     }
     this.els.remove.disabled = live;
     this.els.detail.hidden = false;
+    // On a narrow screen the details are below the list: bring them into view.
+    if (window.matchMedia('(max-width: 44rem)').matches) this.els.detail.scrollIntoView({ block: 'start' });
     await this.loadTranscript(id, live);
   }
 
