@@ -109,7 +109,10 @@ export class LiveView {
     this.els.start.addEventListener('click', () => this.start());
     this.els.stop.addEventListener('click', () => this.stop());
     window.addEventListener('beforeunload', (event) => {
-      if (this.recording) event.preventDefault();
+      if (this.recording) {
+        event.preventDefault();
+        event.returnValue = '';
+      }
     });
   }
 

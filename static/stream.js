@@ -221,7 +221,8 @@ export class LiveStream extends EventTarget {
   async connectionLost(opened) {
     this.socket = null;
     if (this.lostAt === null) this.lostAt = Date.now();
-    if (this.sessionId) this.setState('reconnecting');
+    // Capture goes on into the buffer either way, session or not yet.
+    this.setState('reconnecting');
     if (!opened) {
       // A refused upgrade is an HTTP error the WebSocket API hides; asking
       // the same URL over plain HTTP gets the same refusal with its code.

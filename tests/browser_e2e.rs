@@ -3,6 +3,7 @@
 //! Chromium (playwright-core, `e2e/`) whose fake microphone plays espeak-ng
 //! speech. The scripts in `e2e/` do the clicking and checking; each test here
 //! starts a server for one of them and fails with its output when it fails.
+//! A third test runs the page's stream logic against a scripted WebSocket.
 //!
 //! Needs Debian's `chromium`, `node` with `e2e/node_modules` (`npm ci` in
 //! `e2e/`), `espeak-ng`, `sox` and the Whisper model: `scripts/test.sh`
@@ -158,6 +159,32 @@ fn assert_no_transcript_in_log(server: &ServerProcess, phrases: &[&str]) {
             "the server log contains transcript text {phrase:?}"
         );
     }
+}
+
+/// The page's stream logic (buffering, resume offsets, stop after the buffered
+/// audio, refusals) against a scripted WebSocket: `node --test`, no browser.
+#[tokio::test]
+async fn the_pages_stream_logic_passes_its_unit_tests() {
+    let ok = std::process::Command::new("node")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "`node` is not installed: {SETUP_HINT}");
+    let out = tokio::process::Command::new("node")
+        .args(["--test", "stream.test.mjs"])
+        .current_dir(e2e_dir())
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("run node --test");
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "node --test failed:\n{output}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
