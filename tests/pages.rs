@@ -76,13 +76,6 @@ async fn the_live_page_and_the_history_are_the_same_embedded_app() {
         assert_eq!(got.status, 200, "{path}");
         assert_eq!(header(got, "content-type"), "text/html; charset=utf-8");
         assert_eq!(header(got, "cache-control"), "no-cache");
-        let csp = header(got, "content-security-policy");
-        assert!(csp.contains("script-src 'self'"), "{path}: CSP {csp:?}");
-        assert!(
-            csp.contains("frame-ancestors 'none'"),
-            "{path}: CSP {csp:?}"
-        );
-        assert!(!csp.contains("unsafe-inline"), "{path}: CSP {csp:?}");
     }
     assert_eq!(root.body, history.body);
     for testid in [
@@ -137,6 +130,26 @@ async fn every_file_the_page_loads_is_served_with_its_content_type() {
             seen.contains(needed),
             "{needed} not reached from index.html: {seen:?}"
         );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_page_and_its_files_carry_the_security_headers() {
+    let app = TestApp::spawn().await;
+    for path in ["/", "/history", "/static/app.js", "/static/nope.js"] {
+        let got = get(&app, path, &[]).await;
+        let csp = header(&got, "content-security-policy");
+        assert_eq!(
+            csp,
+            auscult::transport::headers::CONTENT_SECURITY_POLICY_VALUE,
+            "{path}"
+        );
+        assert!(csp.contains("script-src 'self'"), "{path}: CSP {csp:?}");
+        assert!(!csp.contains("unsafe-inline"), "{path}: CSP {csp:?}");
+        assert_eq!(header(&got, "x-frame-options"), "DENY", "{path}");
+        assert_eq!(header(&got, "x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(header(&got, "referrer-policy"), "no-referrer", "{path}");
     }
     app.stop().await;
 }

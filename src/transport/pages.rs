@@ -1,6 +1,8 @@
 //! The clinician's page: the files under `static/`, embedded in the binary so
 //! one file deploys, served at `/` (the live page), `/history` (the same app,
-//! opened on the history) and `/static/{file}`.
+//! opened on the history) and `/static/{file}`. The page needs no inline
+//! script or style, so the router's one Content-Security-Policy
+//! (`transport::headers`) covers it.
 //!
 //! File names carry no content hash (there is no build step), so every answer
 //! says `Cache-Control: no-cache` with a strong `ETag`: browsers keep their
@@ -19,13 +21,6 @@ const HTML: &str = "text/html; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 const SVG: &str = "image/svg+xml";
-
-/// What the page itself needs: its own scripts, styles, images, the
-/// WebSocket and API on the same origin, recordings from the history API.
-/// No inline script or style, no framing (clickjacking).
-pub const PAGE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
-     img-src 'self'; media-src 'self'; connect-src 'self'; worker-src 'self'; \
-     object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 struct Asset {
     name: &'static str,
@@ -110,12 +105,6 @@ fn serve(name: &str, request: &HeaderMap) -> Response {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     if let Ok(value) = HeaderValue::from_str(tag) {
         headers.insert(header::ETAG, value);
-    }
-    if asset.content_type == HTML {
-        headers.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(PAGE_CSP),
-        );
     }
     response
 }
