@@ -10,8 +10,6 @@ import { MicrophoneError, Recorder } from './recorder.js';
 import { LiveStream, streamUrl } from './stream.js';
 
 const MEDICAL_ENGINE = 'transcribe-medical';
-/** While recording, the login is refreshed this often so a reconnect is still authorised. */
-const LOGIN_REFRESH_MS = 5 * 60 * 1000;
 
 const STATE_TEXT = {
   idle: 'Not connected',
@@ -104,7 +102,6 @@ export class LiveView {
     this.rate = 16000;
     this.limits = {};
     this.partials = new Map();
-    this.loginTimer = null;
     this.els.engine.addEventListener('change', () => this.showEngineOptions());
     this.els.start.addEventListener('click', () => this.start());
     this.els.stop.addEventListener('click', () => this.stop());
@@ -208,8 +205,9 @@ export class LiveView {
       start.specialty = this.els.specialty.value;
       start.mode = this.els.mode.value;
     }
+    // The server keeps a cookie login alive while its WebSocket records, so a
+    // resume after a long dictation is still authorised.
     stream.begin(start);
-    this.loginTimer = setInterval(() => api.whoAmI().catch(() => {}), LOGIN_REFRESH_MS);
   }
 
   onFrame(stream, pcm) {
@@ -267,7 +265,6 @@ export class LiveView {
     const recorder = this.recorder;
     this.recorder = null;
     if (recorder) await recorder.stop();
-    clearInterval(this.loginTimer);
     this.stream = null;
     this.setControls(false);
     this.els.level.value = 0;
