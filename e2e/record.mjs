@@ -56,10 +56,12 @@ async function record(page, cfg, run) {
   const stamps = await byTestId(page, 'transcript-final').locator('time').allTextContents();
   check(stamps.every((s) => /^\[\d{2}:\d{2}\]$/.test(s)), `finals without [mm:ss] stamps: ${stamps}`);
   if (run.screenshot && cfg.screenshots) {
+    // The speech loops: catch the next tentative words for the picture too.
+    await byTestId(page, 'transcript-partial').first().waitFor({ timeout: 15000 }).catch(() => {});
     await page.screenshot({ path: join(cfg.screenshots, run.screenshot) });
   }
-  const seconds = await recordedSeconds(page);
   const id = await stopAndSave(page);
+  const seconds = await recordedSeconds(page);
   log(`${run.label}: stopped after ${seconds} s of audio, stored as ${id}`);
   return { ...run, id, finals, seconds };
 }
@@ -103,16 +105,17 @@ await runTest('record', async (cfg, open) => {
     check(/whisper/.test(itemText) && /Saved/.test(itemText), `history item for ${run.label}: ${JSON.stringify(itemText)}`);
     await item.getByRole('button').click();
     await page.waitForURL(`**/history?session=${run.id}`);
-    const transcript = byTestId(page, 'session-transcript');
+    const transcript = page.locator(`[data-testid="session-transcript"][data-session-id="${run.id}"]`);
     await transcript.locator('li').first().waitFor({ timeout: 15000 });
     const shown = await transcript.innerText();
     check(countWords(shown, run.expected) >= MIN_FINAL_WORDS, `${run.label}: history transcript ${JSON.stringify(shown)}`);
     // The player loads the stored audio (Range requests) and knows its length.
-    const audioSecs = await page.waitForFunction(() => {
+    const audioSecs = await page.waitForFunction((id) => {
       const a = document.querySelector('[data-testid="session-audio"]');
-      return a.readyState >= 1 && Number.isFinite(a.duration) ? a.duration : false;
-    }, null, { timeout: 15000 }).then((h) => h.jsonValue());
-    check(Math.abs(audioSecs - run.seconds) < 0.5, `${run.label}: player says ${audioSecs} s, recorded ${run.seconds} s`);
+      const loaded = a.currentSrc.endsWith(`/v1/sessions/${id}/audio`) && a.readyState >= 1;
+      return loaded && Number.isFinite(a.duration) ? a.duration : false;
+    }, run.id, { timeout: 15000 }).then((h) => h.jsonValue());
+    check(Math.abs(audioSecs - run.seconds) < 0.2, `${run.label}: player says ${audioSecs} s, recorded ${run.seconds} s`);
     await downloadSrt(page, run);
     if (run.rate === 48000 && cfg.screenshots) {
       await page.screenshot({ path: join(cfg.screenshots, 'history.png') });

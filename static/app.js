@@ -116,13 +116,8 @@ async function boot() {
   try {
     who = await api.whoAmI();
   } catch (error) {
-    if (error.status === 404) {
-      // Development only, until accounts land: a server without /v1/auth is local mode.
-      who = { user: 'local', via: 'local' };
-    } else {
-      els.boot.textContent = `The server cannot be reached (${error.message}). Reload the page to try again.`;
-      return;
-    }
+    els.boot.textContent = `The server cannot be reached (${error.message}). Reload the page to try again.`;
+    return;
   }
   if (who) await enter(who);
   else requireLogin();

@@ -16,7 +16,8 @@ export function clock(seconds) {
 /** A duration in words for lists: `45 s`, `3 min 05 s`, `1 h 02 min`. */
 export function duration(seconds) {
   if (seconds === null || seconds === undefined) return '—';
-  const total = Math.round(seconds);
+  // Whole seconds, rounded down like the timer and the audio player.
+  const total = Math.floor(seconds);
   if (total < 60) return `${total} s`;
   const h = Math.floor(total / 3600);
   const m = Math.floor((total % 3600) / 60);

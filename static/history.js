@@ -164,25 +164,32 @@ export class HistoryView {
   }
 
   async loadTranscript(id, live) {
-    this.els.transcript.replaceChildren();
+    const list = this.els.transcript;
     const empty = this.els.transcriptEmpty;
+    list.replaceChildren();
+    delete list.dataset.sessionId;
     if (live) {
       showMessage(empty, 'Still recording: the transcript is here once the recording is saved.', 'info');
       return;
     }
     showMessage(empty, 'Loading the transcript…', 'info');
+    list.setAttribute('aria-busy', 'true');
     try {
       const transcript = await api.transcript(id);
       if (this.selected !== id) return;
       const segments = (transcript.segments || []).filter((s) => (s.text || '').trim());
-      this.els.transcript.replaceChildren(...segments.map((s) =>
+      list.replaceChildren(...segments.map((s) =>
         h('li', { class: 'final' },
           h('time', { class: 'stamp', datetime: `PT${Number(s.start).toFixed(1)}S` }, `[${clock(s.start)}]`),
           ' ',
           h('span', { class: 'text' }, s.text.trim()))));
+      // Marks which session the list shows, once it is complete.
+      list.dataset.sessionId = id;
       showMessage(empty, segments.length ? '' : 'No words were recognised in this recording.', 'info');
     } catch (error) {
       if (error.status !== 401) showMessage(empty, `The transcript could not be loaded: ${error.message}`, 'error');
+    } finally {
+      if (this.selected === id) list.removeAttribute('aria-busy');
     }
   }
 
