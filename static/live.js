@@ -176,7 +176,8 @@ export class LiveView {
       recorder = await Recorder.start({
         rate,
         onFrame: (pcm) => this.onFrame(stream, pcm),
-        onLevel: (level) => { this.els.level.value = level; },
+        // Rises at once, falls back gently: readable at a glance, like a VU meter.
+        onLevel: (level) => { this.els.level.value = Math.max(level, this.els.level.value * 0.8); },
         onEnded: () => {
           this.message('The microphone was disconnected. The recording was stopped and saved.');
           this.stop();
