@@ -52,6 +52,8 @@ pub struct Config {
     pub pong_timeout: Duration,
     pub log_format: LogFormat,
     pub whisper: WhisperConfig,
+    /// Settings of the `transcribe-medical` and `transcribe` engines.
+    pub transcribe: crate::engine::transcribe::TranscribeSettings,
 }
 
 #[derive(Clone)]
@@ -120,6 +122,20 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("whisper_model_dir", "AUSCULT_WHISPER_MODEL_DIR"),
     ("whisper_threads", "AUSCULT_WHISPER_THREADS"),
     ("whisper_compute_type", "AUSCULT_WHISPER_COMPUTE_TYPE"),
+    ("transcribe_region", "AUSCULT_TRANSCRIBE_REGION"),
+    ("transcribe_endpoint", "AUSCULT_TRANSCRIBE_ENDPOINT"),
+    ("transcribe_specialty", "AUSCULT_TRANSCRIBE_SPECIALTY"),
+    ("transcribe_type", "AUSCULT_TRANSCRIBE_TYPE"),
+    ("transcribe_vocabulary", "AUSCULT_TRANSCRIBE_VOCABULARY"),
+    (
+        "transcribe_speaker_labels",
+        "AUSCULT_TRANSCRIBE_SPEAKER_LABELS",
+    ),
+    ("transcribe_phi", "AUSCULT_TRANSCRIBE_PHI"),
+    ("transcribe_stability", "AUSCULT_TRANSCRIBE_STABILITY"),
+    ("transcribe_pii", "AUSCULT_TRANSCRIBE_PII"),
+    ("transcribe_keepalive_ms", "AUSCULT_TRANSCRIBE_KEEPALIVE_MS"),
+    ("transcribe_max_attempts", "AUSCULT_TRANSCRIBE_MAX_ATTEMPTS"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -255,6 +271,7 @@ impl Config {
                 ));
             }
         };
+        let transcribe = transcribe_settings(&get)?;
         Ok(Config {
             listen,
             database_url: SecretString::from(database_url),
@@ -309,6 +326,7 @@ impl Config {
                 threads: parse(get("whisper_threads"), "AUSCULT_WHISPER_THREADS", "0")?,
                 compute_type: get("whisper_compute_type").unwrap_or("int8").to_owned(),
             },
+            transcribe,
             data_dir,
         })
     }
@@ -352,6 +370,7 @@ impl Config {
             .iter()
             .map(|t| format!("{}:****", t.user_id))
             .collect();
+        let t = &self.transcribe;
         let rows = [
             ("AUSCULT_LISTEN", self.listen.to_string()),
             ("AUSCULT_DATA_DIR", self.data_dir.display().to_string()),
@@ -467,6 +486,38 @@ impl Config {
                 "AUSCULT_WHISPER_COMPUTE_TYPE",
                 self.whisper.compute_type.clone(),
             ),
+            (
+                "AUSCULT_TRANSCRIBE_REGION",
+                t.region.clone().unwrap_or_default(),
+            ),
+            (
+                "AUSCULT_TRANSCRIBE_ENDPOINT",
+                t.endpoint.clone().unwrap_or_default(),
+            ),
+            ("AUSCULT_TRANSCRIBE_SPECIALTY", t.specialty.clone()),
+            ("AUSCULT_TRANSCRIBE_TYPE", t.kind.clone()),
+            (
+                "AUSCULT_TRANSCRIBE_VOCABULARY",
+                t.vocabulary.clone().unwrap_or_default(),
+            ),
+            (
+                "AUSCULT_TRANSCRIBE_SPEAKER_LABELS",
+                t.speaker_labels.to_string(),
+            ),
+            ("AUSCULT_TRANSCRIBE_PHI", t.phi.to_string()),
+            (
+                "AUSCULT_TRANSCRIBE_STABILITY",
+                t.stability.clone().unwrap_or_default(),
+            ),
+            ("AUSCULT_TRANSCRIBE_PII", t.pii.clone().unwrap_or_default()),
+            (
+                "AUSCULT_TRANSCRIBE_KEEPALIVE_MS",
+                t.keepalive.as_millis().to_string(),
+            ),
+            (
+                "AUSCULT_TRANSCRIBE_MAX_ATTEMPTS",
+                t.max_attempts.to_string(),
+            ),
         ];
         rows.iter().map(|(k, v)| format!("{k}={v}\n")).collect()
     }
@@ -505,6 +556,114 @@ fn file_values(path: &Path) -> Result<BTreeMap<&'static str, String>, ConfigErro
         values.insert(*known, value);
     }
     Ok(values)
+}
+
+/// The `AUSCULT_TRANSCRIBE_*` settings, checked against what the service accepts.
+fn transcribe_settings<'a>(
+    get: &impl Fn(&str) -> Option<&'a str>,
+) -> Result<crate::engine::transcribe::TranscribeSettings, ConfigError> {
+    let defaults = crate::engine::transcribe::TranscribeSettings::default();
+    let text = |key: &str| {
+        get(key)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let one_of = |key: &str, env: &'static str, allowed: &[&str], default: &str| {
+        let v = text(key).unwrap_or_else(|| default.to_owned());
+        let upper = v.to_uppercase();
+        if allowed.contains(&upper.as_str()) {
+            Ok(upper)
+        } else {
+            Err(invalid(
+                env,
+                format!("{v:?} is not one of {}", allowed.join(", ")),
+            ))
+        }
+    };
+    let specialty = one_of(
+        "transcribe_specialty",
+        "AUSCULT_TRANSCRIBE_SPECIALTY",
+        &[
+            "PRIMARYCARE",
+            "CARDIOLOGY",
+            "NEUROLOGY",
+            "ONCOLOGY",
+            "RADIOLOGY",
+            "UROLOGY",
+        ],
+        &defaults.specialty,
+    )?;
+    let kind = one_of(
+        "transcribe_type",
+        "AUSCULT_TRANSCRIBE_TYPE",
+        &["DICTATION", "CONVERSATION"],
+        &defaults.kind,
+    )?;
+    let stability = match text("transcribe_stability") {
+        None => None,
+        Some(_) => Some(
+            one_of(
+                "transcribe_stability",
+                "AUSCULT_TRANSCRIBE_STABILITY",
+                &["LOW", "MEDIUM", "HIGH"],
+                "",
+            )?
+            .to_lowercase(),
+        ),
+    };
+    let pii = match text("transcribe_pii") {
+        None => None,
+        Some(_) => Some(
+            one_of(
+                "transcribe_pii",
+                "AUSCULT_TRANSCRIBE_PII",
+                &["IDENTIFY", "REDACT"],
+                "",
+            )?
+            .to_lowercase(),
+        ),
+    };
+    let keepalive_ms: u64 = parse(
+        get("transcribe_keepalive_ms"),
+        "AUSCULT_TRANSCRIBE_KEEPALIVE_MS",
+        &defaults.keepalive.as_millis().to_string(),
+    )?;
+    if !(100..=10_000).contains(&keepalive_ms) {
+        return Err(invalid(
+            "AUSCULT_TRANSCRIBE_KEEPALIVE_MS",
+            "must be 100–10000 (the service fails a stream after 15 s without audio)",
+        ));
+    }
+    let max_attempts: u32 = parse(
+        get("transcribe_max_attempts"),
+        "AUSCULT_TRANSCRIBE_MAX_ATTEMPTS",
+        &defaults.max_attempts.to_string(),
+    )?;
+    if max_attempts == 0 {
+        return Err(invalid(
+            "AUSCULT_TRANSCRIBE_MAX_ATTEMPTS",
+            "must be at least 1",
+        ));
+    }
+    Ok(crate::engine::transcribe::TranscribeSettings {
+        region: text("transcribe_region"),
+        endpoint: text("transcribe_endpoint"),
+        specialty,
+        kind,
+        vocabulary: text("transcribe_vocabulary"),
+        speaker_labels: parse(
+            get("transcribe_speaker_labels"),
+            "AUSCULT_TRANSCRIBE_SPEAKER_LABELS",
+            "false",
+        )?,
+        phi: parse(get("transcribe_phi"), "AUSCULT_TRANSCRIBE_PHI", "false")?,
+        stability,
+        pii,
+        keepalive: Duration::from_millis(keepalive_ms),
+        max_attempts,
+        ..defaults
+    })
 }
 
 fn parse<T: std::str::FromStr>(

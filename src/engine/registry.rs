@@ -100,7 +100,15 @@ async fn build_engine(name: &str, config: &Config) -> Result<Arc<dyn Engine>, Re
     match name {
         "loadtest" => Ok(Arc::new(LoadTestEngine::new())),
         "whisper" => build_whisper(config).await,
-        "transcribe-medical" | "transcribe" | "riva" => Err(RegistryError::NotBuilt {
+        super::transcribe::MEDICAL => Ok(Arc::new(super::transcribe::TranscribeEngine::new(
+            super::transcribe::Variant::Medical,
+            config.transcribe.clone(),
+        ))),
+        super::transcribe::STANDARD => Ok(Arc::new(super::transcribe::TranscribeEngine::new(
+            super::transcribe::Variant::Standard,
+            config.transcribe.clone(),
+        ))),
+        "riva" => Err(RegistryError::NotBuilt {
             name: name.to_owned(),
             why: "not implemented yet",
         }),

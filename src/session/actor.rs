@@ -603,7 +603,10 @@ impl Actor {
         while !self.engine_done {
             match tokio::time::timeout_at(deadline, self.engine.events.recv()).await {
                 Ok(Some(EngineEvent::Transcript(r))) => self.on_result(r).await,
-                Ok(Some(EngineEvent::Warning { .. })) => {}
+                // e.g. `engine_retrying` while a remote engine recovers its final results
+                Ok(Some(EngineEvent::Warning { code, message })) => {
+                    self.send_error(code, &message, false).await
+                }
                 Ok(Some(EngineEvent::Finished))
                 | Ok(Some(EngineEvent::Failed { .. }))
                 | Ok(None) => self.engine_done = true,

@@ -8,6 +8,7 @@ pub mod audio;
 pub mod backend;
 pub mod client;
 pub mod engine;
+pub mod fake_transcribe;
 pub mod login;
 pub mod moto;
 pub mod postgres;
@@ -73,6 +74,10 @@ pub fn test_config(vars: &BTreeMap<String, String>) -> Config {
     if vars.contains_key("AUSCULT_S3_ENDPOINT") || vars.contains_key("AUSCULT_EVENTS_SQS_URL") {
         config.s3.credentials = Some(moto::credentials());
         config.events.credentials = Some(moto::credentials());
+    }
+    // Pointed at the fake Transcribe service, the engines get static ones too.
+    if vars.contains_key("AUSCULT_TRANSCRIBE_ENDPOINT") {
+        config.transcribe.credentials = Some(moto::credentials());
     }
     config
 }

@@ -1,0 +1,157 @@
+//! Transcribe's results mapped onto protocol v1, with service times mapped
+//! back onto the session's audio (a stream may start mid-session, and
+//! keepalive silence exists only on the service's side).
+
+use aws_sdk_transcribestreaming::types::{ItemType, MedicalResult, Result as StdResult};
+
+use crate::engine::TranscriptResult;
+use crate::protocol::Word;
+
+/// One result, whichever operation produced it. Times are service seconds.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Segment {
+    pub result_id: String,
+    pub is_partial: bool,
+    pub start: f64,
+    pub end: f64,
+    pub text: String,
+    pub words: Vec<Word>,
+}
+
+pub(super) fn from_medical(r: MedicalResult) -> Option<Segment> {
+    let alt = r.alternatives?.into_iter().next()?;
+    let words = alt
+        .items
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|i| i.r#type != Some(ItemType::Punctuation))
+        .map(|i| {
+            word(
+                i.content,
+                i.start_time,
+                i.end_time,
+                i.confidence,
+                r.is_partial,
+            )
+        })
+        .collect();
+    Some(Segment {
+        result_id: r.result_id?,
+        is_partial: r.is_partial,
+        start: r.start_time,
+        end: r.end_time,
+        text: alt.transcript.unwrap_or_default(),
+        words,
+    })
+}
+
+pub(super) fn from_standard(r: StdResult) -> Option<Segment> {
+    let alt = r.alternatives?.into_iter().next()?;
+    let words = alt
+        .items
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|i| i.r#type != Some(ItemType::Punctuation))
+        .map(|i| {
+            word(
+                i.content,
+                i.start_time,
+                i.end_time,
+                i.confidence,
+                r.is_partial,
+            )
+        })
+        .collect();
+    Some(Segment {
+        result_id: r.result_id?,
+        is_partial: r.is_partial,
+        start: r.start_time,
+        end: r.end_time,
+        text: alt.transcript.unwrap_or_default(),
+        words,
+    })
+}
+
+fn word(
+    content: Option<String>,
+    start: f64,
+    end: f64,
+    confidence: Option<f64>,
+    partial: bool,
+) -> Word {
+    Word {
+        word: content.unwrap_or_default(),
+        start,
+        end,
+        // The service gives confidence only on finals.
+        confidence: if partial {
+            None
+        } else {
+            confidence.map(|c| c as f32)
+        },
+    }
+}
+
+/// Maps one stream's service times onto session times.
+#[derive(Debug, Default)]
+pub(super) struct Timeline {
+    /// Session seconds at which this stream's audio starts.
+    pub offset: f64,
+    /// Keepalive silence sent on this stream: (service start, seconds), in order.
+    pub silence: Vec<(f64, f64)>,
+}
+
+impl Timeline {
+    pub fn new(offset: f64) -> Self {
+        Timeline {
+            offset,
+            silence: Vec::new(),
+        }
+    }
+
+    pub fn to_session(&self, t: f64) -> f64 {
+        let mut shift = 0.0;
+        for &(at, len) in &self.silence {
+            if t >= at + len {
+                shift += len;
+            } else if t > at {
+                shift += t - at;
+            }
+        }
+        self.offset + (t - shift).max(0.0)
+    }
+
+    pub fn map(&self, stream_no: u32, s: Segment) -> TranscriptResult {
+        TranscriptResult {
+            result_id: format!("{stream_no}-{}", s.result_id),
+            is_partial: s.is_partial,
+            start: self.to_session(s.start),
+            end: self.to_session(s.end),
+            text: s.text,
+            words: s
+                .words
+                .into_iter()
+                .map(|w| Word {
+                    start: self.to_session(w.start),
+                    end: self.to_session(w.end),
+                    ..w
+                })
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keepalive_silence_and_the_stream_offset_are_taken_out_of_times() {
+        let mut t = Timeline::new(10.0);
+        t.silence.push((2.0, 0.1));
+        t.silence.push((2.1, 0.1));
+        assert_eq!(t.to_session(1.0), 11.0);
+        assert!((t.to_session(2.05) - 12.0).abs() < 1e-9);
+        assert!((t.to_session(3.0) - 12.8).abs() < 1e-9);
+    }
+}
