@@ -897,4 +897,32 @@ mod tests {
             Config::load_from(None, &env(&[("AUSCULT_API_TOKENS", "../x:longenough")])).is_err()
         );
     }
+
+    #[test]
+    fn transcribe_settings_are_checked_against_what_the_service_accepts() {
+        let c = Config::load_from(
+            None,
+            &env(&[
+                ("AUSCULT_TRANSCRIBE_SPECIALTY", "cardiology"),
+                ("AUSCULT_TRANSCRIBE_TYPE", "conversation"),
+                ("AUSCULT_TRANSCRIBE_PHI", "true"),
+                ("AUSCULT_TRANSCRIBE_STABILITY", "High"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.transcribe.specialty, "CARDIOLOGY");
+        assert_eq!(c.transcribe.kind, "CONVERSATION");
+        assert!(c.transcribe.phi);
+        assert_eq!(c.transcribe.stability.as_deref(), Some("high"));
+        assert_eq!(c.transcribe.keepalive, Duration::from_secs(5));
+        for bad in [
+            ("AUSCULT_TRANSCRIBE_SPECIALTY", "DENTISTRY"),
+            ("AUSCULT_TRANSCRIBE_TYPE", "SONG"),
+            ("AUSCULT_TRANSCRIBE_PII", "hide"),
+            ("AUSCULT_TRANSCRIBE_KEEPALIVE_MS", "15000"),
+            ("AUSCULT_TRANSCRIBE_MAX_ATTEMPTS", "0"),
+        ] {
+            assert!(Config::load_from(None, &env(&[bad])).is_err(), "{bad:?}");
+        }
+    }
 }

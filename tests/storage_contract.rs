@@ -107,6 +107,8 @@ fn segment(seq: u32, text: &str) -> FinalSegment {
             end: f64::from(seq) + 0.5,
             confidence: Some(0.5),
         }],
+        entities: Vec::new(),
+        redacted_text: None,
     }
 }
 

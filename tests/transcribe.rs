@@ -252,3 +252,93 @@ async fn repeated_failures_end_the_session_engine_failed_with_its_audio_stored()
     stored.assert_status("stored", "engine_failed");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn phi_entities_and_a_redacted_variant_are_stored_in_the_transcript() {
+    let fake = FakeTranscribe::start().await;
+    fake.set_phi_words(&["w2", "w5"]);
+    let settings = TranscribeSettings {
+        phi: true,
+        ..settings(&fake)
+    };
+    let app = TestApp::spawn_with(&[], engine(Variant::Medical, settings)).await;
+    let mut ws = app.connect_ws().await;
+    let ready = ws.start(16_000, Enc::S16, 1).await;
+    send_16k(&mut ws, &speech(16_000, &[1, 2, 3, 4, 5])).await;
+    let end = ws.stop_and_collect().await;
+    assert_eq!(end.closed_reason(), CloseReason::ClientStop);
+    assert_eq!(
+        fake.streams()[0].header("x-amzn-transcribe-content-identification-type"),
+        Some("PHI")
+    );
+    // The client gets the plain text, as the protocol has it.
+    assert_eq!(final_texts(&end.msgs), ["w1 w2 w3", "w4 w5"]);
+    let stored = app.stored("local", &ready.session_id).await;
+    let t = &stored.transcript;
+    assert_eq!(t["text"], "w1 w2 w3 w4 w5");
+    assert_eq!(t["redacted_text"], "w1 [PHI] w3 w4 [PHI]");
+    let first = &t["segments"][0];
+    assert_eq!(first["redacted_text"], "w1 [PHI] w3");
+    let entity = &first["entities"][0];
+    assert_eq!(entity["category"], "PHI");
+    assert_eq!(entity["content"], "w2");
+    assert!(
+        (entity["start"].as_f64().unwrap() - 0.5).abs() < 0.11,
+        "{entity}"
+    );
+    assert!(
+        (entity["end"].as_f64().unwrap() - 0.8).abs() < 0.11,
+        "{entity}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_standard_engine_keeps_8k_audio_at_8k_in_the_sessions_language() {
+    let fake = FakeTranscribe::start().await;
+    let settings = TranscribeSettings {
+        stability: Some("high".into()),
+        ..settings(&fake)
+    };
+    let app = TestApp::spawn_with(&[], engine(Variant::Standard, settings)).await;
+    let mut ws = app.connect_ws().await;
+    let ready = ws.start(8_000, Enc::S16, 1).await;
+    assert_eq!(
+        (ready.engine.as_str(), ready.engine_rate),
+        ("transcribe", 8_000)
+    );
+    let audio = speech(8_000, &[1, 2, 3]);
+    ws.send_audio(&audio, bytes_for_ms(Enc::S16, 8_000, 1, 100))
+        .await;
+    let end = ws.stop_and_collect().await;
+    assert_eq!(end.closed_reason(), CloseReason::ClientStop);
+    let s = &fake.streams()[0];
+    assert_eq!(s.path, "/stream-transcription");
+    assert_eq!(s.sample_rate, 8_000);
+    assert_eq!(s.header("x-amzn-transcribe-language-code"), Some("en-US"));
+    assert_eq!(
+        s.header("x-amzn-transcribe-partial-results-stability"),
+        Some("high")
+    );
+    assert_eq!(s.audio, audio, "8 kHz PCM reaches the service unchanged");
+    assert_eq!(final_texts(&end.msgs), ["w1 w2 w3"]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn ready_reports_the_engine_ready_when_its_credentials_resolve() {
+    let fake = FakeTranscribe::start().await;
+    let app = TestApp::spawn_with(&[], engine(Variant::Medical, settings(&fake))).await;
+    let body: serde_json::Value = reqwest::get(app.http_url("/ready"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["engine"]["default"], "transcribe-medical");
+    assert_eq!(
+        body["engines"]["transcribe-medical"]["ready"], true,
+        "{body}"
+    );
+    app.stop().await;
+}

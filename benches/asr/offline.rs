@@ -37,7 +37,9 @@ pub async fn transcribe(engine: &WhisperEngine, samples: &[f32]) -> anyhow::Resu
             .ok_or_else(|| anyhow::anyhow!("engine stream closed"))?;
         match event {
             EngineEvent::Transcript(r) if !r.is_partial => finals.push(r.text),
-            EngineEvent::Transcript(_) | EngineEvent::Warning { .. } => {}
+            EngineEvent::Transcript(_)
+            | EngineEvent::Warning { .. }
+            | EngineEvent::Entities { .. } => {}
             EngineEvent::Failed { message } => anyhow::bail!("offline decode failed: {message}"),
             EngineEvent::Finished => break,
         }

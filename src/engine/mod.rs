@@ -67,6 +67,11 @@ pub enum EngineEvent {
         code: crate::protocol::ErrorCode,
         message: String,
     },
+    /// PHI/PII entities of the final with this `result_id`, sent just before it.
+    Entities {
+        result_id: String,
+        entities: Vec<crate::protocol::Entity>,
+    },
     /// The stream failed for good. The session stores its audio and closes `engine_failed`.
     Failed {
         message: String,

@@ -93,6 +93,31 @@ pub struct TranscriptMsg {
     pub words: Vec<Word>,
 }
 
+/// Protected health information (or PII) the engine found in a final, with
+/// its time span. Stored in `transcript.json`; never logged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entity {
+    pub category: String,
+    pub start: f64,
+    pub end: f64,
+    pub content: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f32>,
+}
+
+impl Entity {
+    /// `text` with every entity's content replaced by `[PHI]`.
+    pub fn redact(text: &str, entities: &[Entity]) -> String {
+        let mut out = text.to_owned();
+        for e in entities {
+            if !e.content.is_empty() {
+                out = out.replace(&e.content, "[PHI]");
+            }
+        }
+        out
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Word {
     pub word: String,

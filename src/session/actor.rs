@@ -2,7 +2,7 @@
 //! stream, outlives any one connection (a dropped client can resume until the
 //! idle timeout), and ends exactly once, storing everything it acknowledged.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -59,6 +59,8 @@ pub(super) struct Actor {
     mono: Vec<f32>,
     pub(super) finals: Vec<FinalSegment>,
     finalized: HashSet<String>,
+    /// Entities announced for finals not yet received, by result id.
+    entities: HashMap<String, Vec<crate::protocol::Entity>>,
     /// (seconds of audio received, when) for result-latency measurement.
     clock: VecDeque<(f64, Instant)>,
     started: Instant,
@@ -196,6 +198,7 @@ impl Actor {
             mono: Vec::new(),
             finals: Vec::new(),
             finalized: HashSet::new(),
+            entities: HashMap::new(),
             clock: VecDeque::new(),
             started: now,
             last_audio: now,
@@ -448,6 +451,13 @@ impl Actor {
                 self.send_error(code, &message, false).await;
                 Step::Continue
             }
+            Some(EngineEvent::Entities {
+                result_id,
+                entities,
+            }) => {
+                self.entities.insert(result_id, entities);
+                Step::Continue
+            }
             Some(EngineEvent::Failed { message }) => {
                 tracing::warn!(event = "engine_failed", session_id = %self.meta.session_id, engine = %self.meta.engine, error = %message);
                 self.engine_done = true;
@@ -487,6 +497,9 @@ impl Actor {
         }
         if !r.is_partial {
             self.finalized.insert(r.result_id.clone());
+            let entities = self.entities.remove(&r.result_id).unwrap_or_default();
+            let redacted_text =
+                (!entities.is_empty()).then(|| crate::protocol::Entity::redact(&r.text, &entities));
             let segment = FinalSegment {
                 seq: self.finals.len() as u32,
                 result_id: r.result_id.clone(),
@@ -494,6 +507,8 @@ impl Actor {
                 end: r.end,
                 text: r.text.clone(),
                 words: r.words.clone(),
+                entities,
+                redacted_text,
             };
             if let Err(e) = self
                 .shared
@@ -606,6 +621,12 @@ impl Actor {
                 // e.g. `engine_retrying` while a remote engine recovers its final results
                 Ok(Some(EngineEvent::Warning { code, message })) => {
                     self.send_error(code, &message, false).await
+                }
+                Ok(Some(EngineEvent::Entities {
+                    result_id,
+                    entities,
+                })) => {
+                    self.entities.insert(result_id, entities);
                 }
                 Ok(Some(EngineEvent::Finished))
                 | Ok(Some(EngineEvent::Failed { .. }))

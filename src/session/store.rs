@@ -89,7 +89,20 @@ pub async fn store(
         .filter(|t| !t.is_empty())
         .collect::<Vec<_>>()
         .join(" ");
-    let transcript = json!({
+    let redacted_text = ending
+        .finals
+        .iter()
+        .any(|f| f.redacted_text.is_some())
+        .then(|| {
+            ending
+                .finals
+                .iter()
+                .map(|f| f.redacted_text.as_deref().unwrap_or(&f.text).trim())
+                .filter(|t| !t.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ")
+        });
+    let mut transcript = json!({
         "session_id": meta.session_id,
         "engine": meta.engine,
         "language": meta.language,
@@ -97,6 +110,9 @@ pub async fn store(
         "text": text,
         "segments": ending.finals,
     });
+    if let Some(redacted) = redacted_text {
+        transcript["redacted_text"] = json!(redacted);
+    }
     objects
         .put_bytes(
             &keys.transcript(),

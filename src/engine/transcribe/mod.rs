@@ -114,6 +114,7 @@ impl std::fmt::Debug for TranscribeSettings {
 pub struct TranscribeEngine {
     variant: Variant,
     settings: TranscribeSettings,
+    config: OnceCell<aws_config::SdkConfig>,
     client: OnceCell<aws_sdk_transcribestreaming::Client>,
 }
 
@@ -122,11 +123,16 @@ impl TranscribeEngine {
         TranscribeEngine {
             variant,
             settings,
+            config: OnceCell::new(),
             client: OnceCell::new(),
         }
     }
 
-    async fn sdk_config(&self) -> aws_config::SdkConfig {
+    async fn sdk_config(&self) -> &aws_config::SdkConfig {
+        self.config.get_or_init(|| self.load_config()).await
+    }
+
+    async fn load_config(&self) -> aws_config::SdkConfig {
         // The SDK cannot replay a streamed request body; the engine retries itself.
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .retry_config(aws_config::retry::RetryConfig::disabled());
@@ -145,7 +151,7 @@ impl TranscribeEngine {
     async fn client(&self) -> &aws_sdk_transcribestreaming::Client {
         self.client
             .get_or_init(|| async {
-                aws_sdk_transcribestreaming::Client::new(&self.sdk_config().await)
+                aws_sdk_transcribestreaming::Client::new(self.sdk_config().await)
             })
             .await
     }

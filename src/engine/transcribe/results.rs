@@ -5,7 +5,7 @@
 use aws_sdk_transcribestreaming::types::{ItemType, MedicalResult, Result as StdResult};
 
 use crate::engine::TranscriptResult;
-use crate::protocol::Word;
+use crate::protocol::{Entity, Word};
 
 /// One result, whichever operation produced it. Times are service seconds.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,6 +16,8 @@ pub(super) struct Segment {
     pub end: f64,
     pub text: String,
     pub words: Vec<Word>,
+    /// PHI/PII entities (finals only).
+    pub entities: Vec<Entity>,
 }
 
 pub(super) fn from_medical(r: MedicalResult) -> Option<Segment> {
@@ -35,6 +37,20 @@ pub(super) fn from_medical(r: MedicalResult) -> Option<Segment> {
             )
         })
         .collect();
+    let entities = alt
+        .entities
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| {
+            entity(
+                e.category,
+                e.content,
+                e.start_time,
+                e.end_time,
+                e.confidence,
+            )
+        })
+        .collect();
     Some(Segment {
         result_id: r.result_id?,
         is_partial: r.is_partial,
@@ -42,6 +58,7 @@ pub(super) fn from_medical(r: MedicalResult) -> Option<Segment> {
         end: r.end_time,
         text: alt.transcript.unwrap_or_default(),
         words,
+        entities,
     })
 }
 
@@ -62,6 +79,20 @@ pub(super) fn from_standard(r: StdResult) -> Option<Segment> {
             )
         })
         .collect();
+    let entities = alt
+        .entities
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| {
+            entity(
+                e.category,
+                e.content,
+                e.start_time,
+                e.end_time,
+                e.confidence,
+            )
+        })
+        .collect();
     Some(Segment {
         result_id: r.result_id?,
         is_partial: r.is_partial,
@@ -69,7 +100,24 @@ pub(super) fn from_standard(r: StdResult) -> Option<Segment> {
         end: r.end_time,
         text: alt.transcript.unwrap_or_default(),
         words,
+        entities,
     })
+}
+
+fn entity(
+    category: Option<String>,
+    content: Option<String>,
+    start: f64,
+    end: f64,
+    confidence: Option<f64>,
+) -> Entity {
+    Entity {
+        category: category.unwrap_or_default(),
+        start,
+        end,
+        content: content.unwrap_or_default(),
+        confidence: confidence.map(|c| c as f32),
+    }
 }
 
 fn word(
@@ -121,8 +169,18 @@ impl Timeline {
         self.offset + (t - shift).max(0.0)
     }
 
-    pub fn map(&self, stream_no: u32, s: Segment) -> TranscriptResult {
-        TranscriptResult {
+    /// The result and its entities, in session times.
+    pub fn map(&self, stream_no: u32, s: Segment) -> (TranscriptResult, Vec<Entity>) {
+        let entities = s
+            .entities
+            .into_iter()
+            .map(|e| Entity {
+                start: self.to_session(e.start),
+                end: self.to_session(e.end),
+                ..e
+            })
+            .collect();
+        let result = TranscriptResult {
             result_id: format!("{stream_no}-{}", s.result_id),
             is_partial: s.is_partial,
             start: self.to_session(s.start),
@@ -137,7 +195,8 @@ impl Timeline {
                     ..w
                 })
                 .collect(),
-        }
+        };
+        (result, entities)
     }
 }
 

@@ -245,16 +245,8 @@ impl Run {
                 results = output.recv() => match results {
                     Ok(Some(segments)) => {
                         for segment in segments {
-                            let result = timeline.map(stream_no, segment);
-                            if !result.is_partial {
-                                let end = (result.end * rate).round() as u64;
-                                let covered = end.saturating_sub(self.unfinal_start) as usize * 2;
-                                let drop = covered.min(sent);
-                                self.unfinal.drain(..drop);
-                                sent -= drop;
-                                self.unfinal_start += drop as u64 / 2;
-                            }
-                            if self.events.send(EngineEvent::Transcript(result)).await.is_err() {
+                            let (result, entities) = timeline.map(stream_no, segment);
+                            if !self.deliver(result, entities, &mut sent).await {
                                 return Outcome::Abandoned;
                             }
                         }
@@ -284,6 +276,37 @@ impl Run {
                 }
             }
         }
+    }
+
+    /// Forwards one result; a final also drops the audio it covers from the
+    /// resend buffer. `false` when the session is gone.
+    async fn deliver(
+        &mut self,
+        result: crate::engine::TranscriptResult,
+        entities: Vec<crate::protocol::Entity>,
+        sent: &mut usize,
+    ) -> bool {
+        if !result.is_partial {
+            let end = (result.end * f64::from(self.rate())).round() as u64;
+            let covered = end.saturating_sub(self.unfinal_start) as usize * 2;
+            let drop = covered.min(*sent);
+            self.unfinal.drain(..drop);
+            *sent -= drop;
+            self.unfinal_start += drop as u64 / 2;
+            if !entities.is_empty() {
+                let announce = EngineEvent::Entities {
+                    result_id: result.result_id.clone(),
+                    entities,
+                };
+                if self.events.send(announce).await.is_err() {
+                    return false;
+                }
+            }
+        }
+        self.events
+            .send(EngineEvent::Transcript(result))
+            .await
+            .is_ok()
     }
 
     async fn hand_over(&self, tx: &mpsc::Sender<Vec<u8>>, chunk: Vec<u8>) -> bool {

@@ -115,6 +115,12 @@ pub struct FinalSegment {
     pub text: String,
     #[serde(default)]
     pub words: Vec<Word>,
+    /// PHI/PII entities (kept in `transcript.json` only, not in the database).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entities: Vec<crate::protocol::Entity>,
+    /// `text` with the entities replaced by `[PHI]` (when there are entities).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redacted_text: Option<String>,
 }
 
 /// Where a page of a user's sessions ended: the last session's start time

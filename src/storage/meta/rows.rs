@@ -64,6 +64,8 @@ where
         end: row.try_get("end_s")?,
         text: row.try_get("text")?,
         words: serde_json::from_str(&words).unwrap_or_default(),
+        entities: Vec::new(),
+        redacted_text: None,
     })
 }
 
