@@ -33,6 +33,9 @@ pub struct Config {
     pub events: crate::events::EventSettings,
     /// The default engine for sessions that do not name one.
     pub engine: String,
+    /// More engines to run beside the default, for sessions that name them
+    /// in `start.engine` (`AUSCULT_ENGINES=whisper,transcribe-medical`).
+    pub engines: Vec<String>,
     pub max_sessions: usize,
     pub idle_timeout: Duration,
     pub max_duration: Duration,
@@ -105,6 +108,7 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("events_sqs_url", "AUSCULT_EVENTS_SQS_URL"),
     ("events_sqs_region", "AUSCULT_EVENTS_SQS_REGION"),
     ("engine", "AUSCULT_ENGINE"),
+    ("engines", "AUSCULT_ENGINES"),
     ("max_sessions", "AUSCULT_MAX_SESSIONS"),
     ("idle_timeout_secs", "AUSCULT_IDLE_TIMEOUT_SECS"),
     ("max_duration_secs", "AUSCULT_MAX_DURATION_SECS"),
@@ -196,6 +200,22 @@ impl Config {
             .map(str::to_owned)
             .unwrap_or_else(|| format!("file://{}/objects", data_dir.display()));
         let engine = get("engine").unwrap_or("whisper").to_owned();
+        let engines: Vec<String> = get("engines")
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if let Some(unknown) = engines
+            .iter()
+            .find(|e| !crate::engine::registry::KNOWN_ENGINES.contains(&e.as_str()))
+        {
+            return Err(invalid(
+                "AUSCULT_ENGINES",
+                format!("unknown engine {unknown:?}"),
+            ));
+        }
         let secs = |key: &str, env: &'static str, default: u64| -> Result<Duration, ConfigError> {
             let v: u64 = parse(get(key), env, &default.to_string())?;
             if v == 0 {
@@ -296,6 +316,7 @@ impl Config {
             session_stale_after,
             events,
             engine,
+            engines,
             max_sessions,
             idle_timeout: secs("idle_timeout_secs", "AUSCULT_IDLE_TIMEOUT_SECS", 300)?,
             max_duration: secs("max_duration_secs", "AUSCULT_MAX_DURATION_SECS", 1800)?,
@@ -423,6 +444,7 @@ impl Config {
                 self.events.region.clone().unwrap_or_default(),
             ),
             ("AUSCULT_ENGINE", self.engine.clone()),
+            ("AUSCULT_ENGINES", self.engines.join(",")),
             ("AUSCULT_MAX_SESSIONS", self.max_sessions.to_string()),
             (
                 "AUSCULT_IDLE_TIMEOUT_SECS",

@@ -171,7 +171,18 @@ async fn a_20_second_client_pause_does_not_let_the_service_time_the_stream_out()
 
 #[tokio::test]
 async fn an_in_stream_failure_is_recovered_on_a_new_stream_without_lost_or_doubled_words() {
-    let fake = FakeTranscribe::start_with(vec![Plan::FailAfter(2.0), Plan::Normal]).await;
+    recovered_after(Plan::FailAfter(2.0)).await;
+}
+
+#[tokio::test]
+async fn a_stream_the_service_ends_early_is_continued_on_a_new_one() {
+    // As when a stream reaches the service's 4-hour limit.
+    recovered_after(Plan::HangUpAfter(2.0)).await;
+}
+
+/// The first stream breaks after 2 s of audio (`plan`); the session goes on.
+async fn recovered_after(plan: Plan) {
+    let fake = FakeTranscribe::start_with(vec![plan, Plan::Normal]).await;
     let app = TestApp::spawn_with(&[], engine(Variant::Medical, settings(&fake))).await;
     let mut ws = app.connect_ws().await;
     let ready = ws.start(16_000, Enc::S16, 1).await;

@@ -34,8 +34,8 @@ pub struct EngineRegistry {
 }
 
 impl EngineRegistry {
-    /// Builds the default engine named in the configuration (plus the always
-    /// available `loadtest` engine). Local models are loaded and warmed here,
+    /// Builds the default engine named in the configuration, the extra ones
+    /// of `AUSCULT_ENGINES` (plus the always available `loadtest` engine). Local models are loaded and warmed here,
     /// before the listener opens.
     pub async fn from_config(config: &Config) -> Result<Self, RegistryError> {
         let mut registry = EngineRegistry {
@@ -43,9 +43,12 @@ impl EngineRegistry {
             default: config.engine.clone(),
         };
         registry.insert(Arc::new(LoadTestEngine::new()));
-        if !registry.engines.contains_key(&config.engine) {
-            let engine = build_engine(&config.engine, config).await?;
-            registry.insert(engine);
+        let wanted = std::iter::once(&config.engine).chain(&config.engines);
+        for name in wanted {
+            if !registry.engines.contains_key(name) {
+                let engine = build_engine(name, config).await?;
+                registry.insert(engine);
+            }
         }
         Ok(registry)
     }
@@ -139,4 +142,29 @@ async fn build_whisper(_config: &Config) -> Result<Arc<dyn Engine>, RegistryErro
         name: "whisper".to_owned(),
         why: "built without the `whisper` cargo feature",
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn extra_engines_run_beside_the_default() {
+        let env: std::collections::BTreeMap<String, String> = [
+            ("AUSCULT_ENGINE", "transcribe-medical"),
+            ("AUSCULT_ENGINES", "transcribe, loadtest"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        let config = Config::load_from(None, &env).unwrap();
+        let registry = EngineRegistry::from_config(&config).await.unwrap();
+        assert_eq!(registry.default_name(), "transcribe-medical");
+        let names: Vec<&str> = registry.names().collect();
+        assert_eq!(names, ["loadtest", "transcribe", "transcribe-medical"]);
+        assert_eq!(
+            registry.get(Some("transcribe")).unwrap().name(),
+            "transcribe"
+        );
+    }
 }

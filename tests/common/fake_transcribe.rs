@@ -61,6 +61,9 @@ pub enum Plan {
     /// Answer 200, then after this many seconds of audio send an in-stream
     /// `InternalFailureException` and hang up.
     FailAfter(f64),
+    /// Answer 200, then after this many seconds of audio end the response
+    /// quietly, as at the 4-hour stream limit.
+    HangUpAfter(f64),
 }
 
 struct State {
@@ -201,7 +204,8 @@ impl FakeTranscribe {
         tokio::spawn(async move {
             let body = req.into_body();
             let fail_after = match plan {
-                Plan::FailAfter(secs) => Some(secs),
+                Plan::FailAfter(secs) => Some((secs, true)),
+                Plan::HangUpAfter(secs) => Some((secs, false)),
                 _ => None,
             };
             run_stream(state, index, body, tx, fail_after, phi, no_audio).await;
@@ -375,7 +379,7 @@ async fn run_stream(
     index: usize,
     mut body: Incoming,
     tx: mpsc::Sender<FrameResult>,
-    fail_after: Option<f64>,
+    fail_after: Option<(f64, bool)>,
     phi: Vec<String>,
     no_audio: Duration,
 ) {
@@ -430,9 +434,12 @@ async fn run_stream(
             for ev in rec.push(&audio) {
                 let _ = tx.send(event(ev)).await;
             }
-            if let Some(secs) = fail_after
+            if let Some((secs, exception_frame)) = fail_after
                 && received as f64 / 2.0 / f64::from(rate.max(1)) >= secs
             {
+                if !exception_frame {
+                    return;
+                }
                 let _ = tx
                     .send(exception(
                         "InternalFailureException",

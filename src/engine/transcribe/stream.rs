@@ -108,6 +108,9 @@ pub(super) struct Run {
     /// The session sent `Finish`.
     finishing: bool,
     streams_opened: u32,
+    /// Where `unfinal` started when a stream last ended with audible audio
+    /// left unfinalized (see [`Run::finals_complete`]).
+    suspect_end_at: Option<u64>,
 }
 
 impl Run {
@@ -128,6 +131,7 @@ impl Run {
             unfinal_start: 0,
             finishing: false,
             streams_opened: 0,
+            suspect_end_at: None,
         }
     }
 
@@ -251,7 +255,9 @@ impl Run {
                             }
                         }
                     }
-                    Ok(None) if self.finishing && sdk_tx.is_none() => return Outcome::Done,
+                    Ok(None) if self.finishing && sdk_tx.is_none() && self.finals_complete() => {
+                        return Outcome::Done;
+                    }
                     Ok(None) => {
                         return Outcome::Failed {
                             limit: false,
@@ -276,6 +282,27 @@ impl Run {
                 }
             }
         }
+    }
+
+    /// Whether a stream that ended after our end of audio gave all its finals.
+    /// A normal end and a service that hung up early look the same to the
+    /// SDK; audible audio after the last final means words may be missing,
+    /// so the audio is tried once more on a new stream (noise that never
+    /// becomes words is then accepted).
+    fn finals_complete(&mut self) -> bool {
+        const AUDIBLE: i16 = 1_000;
+        // At least 100 ms of it: a resampler's ringing after the last word is not speech.
+        let audible = self
+            .unfinal
+            .chunks_exact(2)
+            .filter(|b| i16::from_le_bytes([b[0], b[1]]).unsigned_abs() > AUDIBLE as u16)
+            .count()
+            >= self.rate() as usize / 10;
+        if !audible || self.suspect_end_at == Some(self.unfinal_start) {
+            return true;
+        }
+        self.suspect_end_at = Some(self.unfinal_start);
+        false
     }
 
     /// Forwards one result; a final also drops the audio it covers from the
