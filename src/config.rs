@@ -606,20 +606,13 @@ fn transcribe_settings<'a>(
     let specialty = one_of(
         "transcribe_specialty",
         "AUSCULT_TRANSCRIBE_SPECIALTY",
-        &[
-            "PRIMARYCARE",
-            "CARDIOLOGY",
-            "NEUROLOGY",
-            "ONCOLOGY",
-            "RADIOLOGY",
-            "UROLOGY",
-        ],
+        crate::engine::transcribe::SPECIALTIES,
         &defaults.specialty,
     )?;
     let kind = one_of(
         "transcribe_type",
         "AUSCULT_TRANSCRIBE_TYPE",
-        &["DICTATION", "CONVERSATION"],
+        crate::engine::transcribe::TYPES,
         &defaults.kind,
     )?;
     let stability = match text("transcribe_stability") {

@@ -353,3 +353,22 @@ async fn ready_reports_the_engine_ready_when_its_credentials_resolve() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_start_messages_specialty_and_mode_reach_the_service() {
+    let fake = FakeTranscribe::start().await;
+    let app = TestApp::spawn_with(&[], engine(Variant::Medical, settings(&fake))).await;
+    let mut ws = app.connect_ws().await;
+    let mut start = start_json(16_000, Enc::S16.name(), 1);
+    start["specialty"] = "cardiology".into();
+    start["mode"] = "conversation".into();
+    ws.send_json(&start).await;
+    ws.expect_ready().await;
+    send_16k(&mut ws, &speech(16_000, &[1])).await;
+    let end = ws.stop_and_collect().await;
+    assert_eq!(final_texts(&end.msgs), ["w1"]);
+    let s = &fake.streams()[0];
+    assert_eq!(s.header("x-amzn-transcribe-specialty"), Some("CARDIOLOGY"));
+    assert_eq!(s.header("x-amzn-transcribe-type"), Some("CONVERSATION"));
+    app.stop().await;
+}

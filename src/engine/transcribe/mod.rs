@@ -27,6 +27,19 @@ pub const STANDARD: &str = "transcribe";
 /// service transcribes speech no worse for it.
 const MEDICAL_RATE: u32 = 16_000;
 
+/// Medical specialties the service accepts.
+pub const SPECIALTIES: &[&str] = &[
+    "PRIMARYCARE",
+    "CARDIOLOGY",
+    "NEUROLOGY",
+    "ONCOLOGY",
+    "RADIOLOGY",
+    "UROLOGY",
+];
+
+/// Medical audio types (`mode` in `start`).
+pub const TYPES: &[&str] = &["DICTATION", "CONVERSATION"];
+
 /// Which service operation an engine uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Variant {
@@ -181,16 +194,31 @@ impl Engine for TranscribeEngine {
                 "Transcribe Medical supports en-US only".to_owned(),
             ));
         }
+        // The `start` message's specialty and mode override the configured ones.
+        let mut settings = self.settings.clone();
+        if let Some(specialty) = &params.specialty {
+            let upper = specialty.to_uppercase();
+            if !SPECIALTIES.contains(&upper.as_str()) {
+                return Err(EngineError::BadParams(format!(
+                    "specialty must be one of {}",
+                    SPECIALTIES.join(", ")
+                )));
+            }
+            settings.specialty = upper;
+        }
+        if let Some(mode) = &params.mode {
+            let upper = mode.to_uppercase();
+            if !TYPES.contains(&upper.as_str()) {
+                return Err(EngineError::BadParams(
+                    "mode must be dictation or conversation".to_owned(),
+                ));
+            }
+            settings.kind = upper;
+        }
         let client = self.client().await.clone();
         let (audio_tx, audio_rx) = mpsc::channel(STREAM_CHANNEL_DEPTH);
         let (events_tx, events_rx) = mpsc::channel(STREAM_CHANNEL_DEPTH);
-        let run = stream::Run::new(
-            client,
-            self.variant,
-            self.settings.clone(),
-            params,
-            events_tx,
-        );
+        let run = stream::Run::new(client, self.variant, settings, params, events_tx);
         tokio::spawn(run.run(audio_rx));
         Ok(EngineStream {
             audio: audio_tx,
