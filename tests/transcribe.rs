@@ -372,3 +372,35 @@ async fn the_start_messages_specialty_and_mode_reach_the_service() {
     assert_eq!(s.header("x-amzn-transcribe-type"), Some("CONVERSATION"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_stream_the_service_times_out_for_lack_of_audio_is_reopened_without_losing_words() {
+    // A fake with a 1 s no-audio limit, shorter than the engine's keepalive.
+    let fake = FakeTranscribe::start().await;
+    fake.set_no_audio_timeout(Duration::from_secs(1));
+    let app = TestApp::spawn_with(&[], engine(Variant::Medical, settings(&fake))).await;
+    let mut ws = app.connect_ws().await;
+    ws.start(16_000, Enc::S16, 1).await;
+    send_16k(&mut ws, &speech(16_000, &[1, 2, 3])).await;
+    ws.expect_final().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    send_16k(&mut ws, &speech(16_000, &[4, 5, 6])).await;
+    let end = ws.stop_and_collect().await;
+    assert_eq!(end.closed_reason(), CloseReason::ClientStop);
+    assert!(fake.timeouts() >= 1, "the fake timed the idle stream out");
+    assert!(
+        end.errors()
+            .iter()
+            .all(|e| e.code == ErrorCode::EngineRetrying && !e.fatal),
+        "{:?}",
+        end.errors()
+    );
+    let after = finals(&end.msgs);
+    assert_eq!(after.last().unwrap().text, "w4 w5 w6");
+    assert!(
+        (after.last().unwrap().words[0].start - 1.5).abs() < 0.11,
+        "{:?}",
+        after.last().unwrap().words
+    );
+    app.stop().await;
+}
