@@ -52,6 +52,7 @@ pub struct Config {
     pub pong_timeout: Duration,
     pub log_format: LogFormat,
     pub whisper: WhisperConfig,
+    pub riva: RivaConfig,
 }
 
 #[derive(Clone)]
@@ -80,6 +81,28 @@ pub struct WhisperConfig {
     /// Inference threads (0 = one per core).
     pub threads: usize,
     pub compute_type: String,
+}
+
+/// Settings of the `riva` engine (NVIDIA Riva over gRPC).
+#[derive(Debug, Clone)]
+pub struct RivaConfig {
+    /// `http://host:50051` (plaintext) or `https://host:443` (TLS).
+    pub url: String,
+    /// PEM file of a private CA to trust (TLS only).
+    pub ca_file: Option<PathBuf>,
+    /// The hosted (NVCF) function id, sent as `function-id` metadata.
+    pub function_id: Option<String>,
+    /// The hosted API key, sent as `authorization: Bearer …`. Never logged.
+    pub api_key: Option<SecretString>,
+    /// The Riva model name (empty: the server's default for the language).
+    pub model: Option<String>,
+    /// Boosted phrases (speech context).
+    pub phrases: Vec<String>,
+    pub phrase_boost: f32,
+    /// Speaker diarization on.
+    pub diarization: bool,
+    /// Reconnects per session after a stream failure before `engine_failed`.
+    pub max_retries: u32,
 }
 
 /// Each file key and the environment variable that overrides it. The
@@ -120,6 +143,15 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("whisper_model_dir", "AUSCULT_WHISPER_MODEL_DIR"),
     ("whisper_threads", "AUSCULT_WHISPER_THREADS"),
     ("whisper_compute_type", "AUSCULT_WHISPER_COMPUTE_TYPE"),
+    ("riva_url", "AUSCULT_RIVA_URL"),
+    ("riva_ca_file", "AUSCULT_RIVA_CA_FILE"),
+    ("riva_function_id", "AUSCULT_RIVA_FUNCTION_ID"),
+    ("riva_api_key", "AUSCULT_RIVA_API_KEY"),
+    ("riva_model", "AUSCULT_RIVA_MODEL"),
+    ("riva_phrases", "AUSCULT_RIVA_PHRASES"),
+    ("riva_phrase_boost", "AUSCULT_RIVA_PHRASE_BOOST"),
+    ("riva_diarization", "AUSCULT_RIVA_DIARIZATION"),
+    ("riva_max_retries", "AUSCULT_RIVA_MAX_RETRIES"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -180,6 +212,16 @@ impl Config {
             .map(str::to_owned)
             .unwrap_or_else(|| format!("file://{}/objects", data_dir.display()));
         let engine = get("engine").unwrap_or("whisper").to_owned();
+        let riva_url = get("riva_url")
+            .unwrap_or("http://127.0.0.1:50051")
+            .trim_end_matches('/')
+            .to_owned();
+        if !(riva_url.starts_with("http://") || riva_url.starts_with("https://")) {
+            return Err(invalid(
+                "AUSCULT_RIVA_URL",
+                "must start with http:// (plaintext) or https:// (TLS)",
+            ));
+        }
         let secs = |key: &str, env: &'static str, default: u64| -> Result<Duration, ConfigError> {
             let v: u64 = parse(get(key), env, &default.to_string())?;
             if v == 0 {
@@ -308,6 +350,22 @@ impl Config {
                 ),
                 threads: parse(get("whisper_threads"), "AUSCULT_WHISPER_THREADS", "0")?,
                 compute_type: get("whisper_compute_type").unwrap_or("int8").to_owned(),
+            },
+            riva: RivaConfig {
+                url: riva_url,
+                ca_file: non_empty(get("riva_ca_file")).map(PathBuf::from),
+                function_id: non_empty(get("riva_function_id")).map(str::to_owned),
+                api_key: non_empty(get("riva_api_key")).map(|k| SecretString::from(k.to_owned())),
+                model: non_empty(get("riva_model")).map(str::to_owned),
+                phrases: get("riva_phrases")
+                    .unwrap_or("")
+                    .split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+                phrase_boost: parse(get("riva_phrase_boost"), "AUSCULT_RIVA_PHRASE_BOOST", "10")?,
+                diarization: parse(get("riva_diarization"), "AUSCULT_RIVA_DIARIZATION", "false")?,
+                max_retries: parse(get("riva_max_retries"), "AUSCULT_RIVA_MAX_RETRIES", "3")?,
             },
             data_dir,
         })
@@ -467,6 +525,44 @@ impl Config {
                 "AUSCULT_WHISPER_COMPUTE_TYPE",
                 self.whisper.compute_type.clone(),
             ),
+            ("AUSCULT_RIVA_URL", self.riva.url.clone()),
+            (
+                "AUSCULT_RIVA_CA_FILE",
+                self.riva
+                    .ca_file
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            ),
+            (
+                "AUSCULT_RIVA_FUNCTION_ID",
+                self.riva.function_id.clone().unwrap_or_default(),
+            ),
+            (
+                "AUSCULT_RIVA_API_KEY",
+                if self.riva.api_key.is_some() {
+                    "****".into()
+                } else {
+                    "(none)".into()
+                },
+            ),
+            (
+                "AUSCULT_RIVA_MODEL",
+                self.riva.model.clone().unwrap_or_default(),
+            ),
+            ("AUSCULT_RIVA_PHRASES", self.riva.phrases.join(",")),
+            (
+                "AUSCULT_RIVA_PHRASE_BOOST",
+                self.riva.phrase_boost.to_string(),
+            ),
+            (
+                "AUSCULT_RIVA_DIARIZATION",
+                self.riva.diarization.to_string(),
+            ),
+            (
+                "AUSCULT_RIVA_MAX_RETRIES",
+                self.riva.max_retries.to_string(),
+            ),
         ];
         rows.iter().map(|(k, v)| format!("{k}={v}\n")).collect()
     }
@@ -518,6 +614,11 @@ where
     let raw = value.unwrap_or(default).trim();
     raw.parse::<T>()
         .map_err(|e| invalid(name, format!("{raw:?}: {e}")))
+}
+
+/// A setting's value, or `None` when unset or blank.
+fn non_empty(value: Option<&str>) -> Option<&str> {
+    value.map(str::trim).filter(|v| !v.is_empty())
 }
 
 fn parse_tokens(raw: &str) -> Result<Vec<ApiToken>, ConfigError> {
@@ -657,6 +758,25 @@ mod tests {
         assert!(summary.contains("postgres://app:****@db:5432/x"));
         let debug = format!("{c:?}");
         assert!(!debug.contains("supersecret1") && !debug.contains("hunter22"));
+    }
+
+    #[test]
+    fn riva_api_key_is_redacted_and_url_checked() {
+        let c = Config::load_from(
+            None,
+            &env(&[
+                ("AUSCULT_RIVA_URL", "https://grpc.example.com:443/"),
+                ("AUSCULT_RIVA_API_KEY", "nvapi-topsecret"),
+                ("AUSCULT_RIVA_PHRASES", "metoprolol, lisinopril"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.riva.url, "https://grpc.example.com:443");
+        assert_eq!(c.riva.phrases, ["metoprolol", "lisinopril"]);
+        let summary = c.redacted_summary();
+        assert!(summary.contains("AUSCULT_RIVA_API_KEY=****"));
+        assert!(!summary.contains("topsecret") && !format!("{c:?}").contains("topsecret"));
+        assert!(Config::load_from(None, &env(&[("AUSCULT_RIVA_URL", "grpc://x:1")])).is_err());
     }
 
     #[test]

@@ -100,7 +100,13 @@ async fn build_engine(name: &str, config: &Config) -> Result<Arc<dyn Engine>, Re
     match name {
         "loadtest" => Ok(Arc::new(LoadTestEngine::new())),
         "whisper" => build_whisper(config).await,
-        "transcribe-medical" | "transcribe" | "riva" => Err(RegistryError::NotBuilt {
+        "riva" => super::riva::RivaEngine::new(&config.riva)
+            .map(|e| Arc::new(e) as Arc<dyn Engine>)
+            .map_err(|e| RegistryError::Startup {
+                name: "riva".to_owned(),
+                message: e.to_string(),
+            }),
+        "transcribe-medical" | "transcribe" => Err(RegistryError::NotBuilt {
             name: name.to_owned(),
             why: "not implemented yet",
         }),
