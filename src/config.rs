@@ -103,6 +103,8 @@ pub struct RivaConfig {
     pub diarization: bool,
     /// Reconnects per session after a stream failure before `engine_failed`.
     pub max_retries: u32,
+    /// Silence goes to Riva after this long without client audio.
+    pub keepalive: Duration,
 }
 
 /// Each file key and the environment variable that overrides it. The
@@ -152,6 +154,7 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("riva_phrase_boost", "AUSCULT_RIVA_PHRASE_BOOST"),
     ("riva_diarization", "AUSCULT_RIVA_DIARIZATION"),
     ("riva_max_retries", "AUSCULT_RIVA_MAX_RETRIES"),
+    ("riva_keepalive_secs", "AUSCULT_RIVA_KEEPALIVE_SECS"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -366,6 +369,7 @@ impl Config {
                 phrase_boost: parse(get("riva_phrase_boost"), "AUSCULT_RIVA_PHRASE_BOOST", "10")?,
                 diarization: parse(get("riva_diarization"), "AUSCULT_RIVA_DIARIZATION", "false")?,
                 max_retries: parse(get("riva_max_retries"), "AUSCULT_RIVA_MAX_RETRIES", "3")?,
+                keepalive: secs("riva_keepalive_secs", "AUSCULT_RIVA_KEEPALIVE_SECS", 5)?,
             },
             data_dir,
         })
@@ -562,6 +566,10 @@ impl Config {
             (
                 "AUSCULT_RIVA_MAX_RETRIES",
                 self.riva.max_retries.to_string(),
+            ),
+            (
+                "AUSCULT_RIVA_KEEPALIVE_SECS",
+                self.riva.keepalive.as_secs().to_string(),
             ),
         ];
         rows.iter().map(|(k, v)| format!("{k}={v}\n")).collect()

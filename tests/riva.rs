@@ -394,3 +394,43 @@ async fn ready_shows_whether_the_riva_endpoint_answers() {
     assert_eq!(body["engines"]["riva"]["ready"], false, "{body}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_client_pause_sends_keepalive_silence_and_word_times_still_follow_the_session() {
+    let fake = FakeRiva::start(Script::default()).await;
+    let app = riva_app(&fake.url(), &[("AUSCULT_RIVA_KEEPALIVE_SECS", "1")]).await;
+    let mut ws = app.connect_ws().await;
+    ws.start(16_000, Enc::S16, 1).await;
+    let audio = word_audio(0..8, 16_000);
+    ws.send_audio(&audio[..32_000], 3200).await;
+    // A 2.6 s pause: at least two keepalives.
+    ws.drain_for(std::time::Duration::from_millis(2_600)).await;
+    ws.send_audio(&audio[32_000..], 3200).await;
+    let end = ws.stop_and_collect().await;
+    assert!(end.errors().is_empty(), "errors: {:?}", ws.log);
+    assert_eq!(final_words(&ws.log), expected_words(8));
+    let words: Vec<_> = finals(&ws.log)
+        .iter()
+        .flat_map(|f| f.words.clone())
+        .collect();
+    for (i, w) in words.iter().enumerate() {
+        assert!((w.start - i as f64 * 0.25).abs() < 1e-6, "{w:?}");
+        assert!((w.end - (i + 1) as f64 * 0.25).abs() < 1e-6, "{w:?}");
+    }
+    let calls = fake.calls();
+    assert_eq!(calls.len(), 1, "the call stayed open");
+    let silence = calls[0].audio.len() - audio.len();
+    assert!(
+        silence >= 2 * 3200 && silence % 3200 == 0,
+        "{silence} bytes of keepalive silence"
+    );
+    // The silence sits in the pause: the call is the first second, zeros, the rest.
+    assert_eq!(calls[0].audio[..32_000], audio[..32_000]);
+    assert!(
+        calls[0].audio[32_000..32_000 + silence]
+            .iter()
+            .all(|b| *b == 0)
+    );
+    assert_eq!(calls[0].audio[32_000 + silence..], audio[32_000..]);
+    app.stop().await;
+}

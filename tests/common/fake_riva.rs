@@ -1,12 +1,12 @@
 //! A fake NVIDIA Riva server (tonic, the project's own protos) with scripted
 //! behaviour, recording what each call received.
 //!
-//! Recognition is deterministic and content-based: every 250 ms of the
-//! call's audio is one word, named after the median sample of its window
-//! (`w{round(median / WORD_STEP)}`), so a test that sends windows of distinct
-//! constant levels can tell lost or doubled audio from the words. Interims
-//! are cumulative hypotheses of the current utterance; every
-//! `words_per_utterance` words a final closes it with the words' times in ms.
+//! Recognition is deterministic and content-based: a run of at least 10 ms
+//! at one non-zero level (quantized by [`WORD_STEP`]) is one word, `w{level - 1}`
+//! (see [`word_audio`]), with the run's times in ms; silence is no word. So a
+//! test that sends runs of distinct levels can tell lost, doubled or
+//! misplaced audio from the words. Interims are cumulative hypotheses of the
+//! current utterance; every `words_per_utterance` words a final closes it.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -31,7 +31,8 @@ pub const WORD_STEP: i32 = 500;
 /// Audio per recognized word.
 pub const WORD_MS: u32 = 250;
 const RATE: u32 = 16_000;
-const WORD_SAMPLES: usize = (RATE * WORD_MS / 1000) as usize;
+/// Shorter runs (a tone's) are no word.
+const MIN_RUN: usize = (RATE / 100) as usize;
 
 /// How the fake behaves.
 #[derive(Debug, Clone)]
@@ -125,7 +126,7 @@ pub fn word_audio(indices: impl IntoIterator<Item = i32>, rate: u32) -> Vec<u8> 
     let per_word = (rate * WORD_MS / 1000) as usize;
     let mut out = Vec::new();
     for i in indices {
-        let v = (i * WORD_STEP) as i16;
+        let v = ((i + 1) * WORD_STEP) as i16;
         for _ in 0..per_word {
             out.extend_from_slice(&v.to_le_bytes());
         }
@@ -221,8 +222,7 @@ impl RivaSpeechRecognition for FakeRiva {
                             }
                         }
                         if let Some(ms) = fail_after_ms
-                            && session.samples.len() as u64 * 1000 / u64::from(RATE)
-                                >= u64::from(ms)
+                            && session.samples * 1000 / u64::from(RATE) >= u64::from(ms)
                         {
                             let _ = tx.send(Err(Status::unavailable("scripted failure"))).await;
                             return;
@@ -232,8 +232,10 @@ impl RivaSpeechRecognition for FakeRiva {
                 }
                 first = false;
             }
-            if let Some(response) = session.finish() {
-                let _ = tx.send(Ok(response)).await;
+            for response in session.finish() {
+                if tx.send(Ok(response)).await.is_err() {
+                    return;
+                }
             }
         });
         Ok(Response::new(Box::pin(
@@ -246,7 +248,10 @@ impl RivaSpeechRecognition for FakeRiva {
 struct Recognizer {
     words_per_utterance: usize,
     never_final: bool,
-    samples: Vec<i16>,
+    /// Samples received in the call.
+    samples: u64,
+    /// The current run: its level and first sample.
+    run: (i32, u64),
     /// Words recognized so far in the call: (name, start ms, end ms).
     words: Vec<(String, i32, i32)>,
     /// Index into `words` where the open utterance starts.
@@ -258,40 +263,46 @@ impl Recognizer {
         Recognizer {
             words_per_utterance,
             never_final,
-            samples: Vec::new(),
+            samples: 0,
+            run: (0, 0),
             words: Vec::new(),
             utterance_start: 0,
         }
     }
 
     fn push(&mut self, bytes: &[u8]) -> Vec<StreamingRecognizeResponse> {
-        self.samples.extend(
-            bytes
-                .chunks_exact(2)
-                .map(|b| i16::from_le_bytes([b[0], b[1]])),
-        );
         let mut out = Vec::new();
-        while (self.words.len() + 1) * WORD_SAMPLES <= self.samples.len() {
-            let k = self.words.len();
-            let mut window: Vec<i16> =
-                self.samples[k * WORD_SAMPLES..(k + 1) * WORD_SAMPLES].to_vec();
-            window.sort_unstable();
-            let median = i32::from(window[window.len() / 2]);
-            let name = format!("w{}", (median as f64 / f64::from(WORD_STEP)).round() as i64);
-            let ms = WORD_MS as i32;
-            self.words.push((name, k as i32 * ms, (k as i32 + 1) * ms));
-            let open = self.words.len() - self.utterance_start;
-            if open >= self.words_per_utterance && !self.never_final {
-                out.push(self.final_response());
-            } else {
-                out.push(self.interim_response());
+        for b in bytes.chunks_exact(2) {
+            let sample = i16::from_le_bytes([b[0], b[1]]);
+            let level = (f64::from(sample) / f64::from(WORD_STEP)).round() as i32;
+            if level != self.run.0 {
+                out.extend(self.close_run());
+                self.run = (level, self.samples);
             }
+            self.samples += 1;
         }
         out
     }
 
+    /// Ends the current run: a word (and an interim or a final) if it is one.
+    fn close_run(&mut self) -> Option<StreamingRecognizeResponse> {
+        let (level, start) = self.run;
+        if level == 0 || ((self.samples - start) as usize) < MIN_RUN {
+            return None;
+        }
+        let ms = |sample: u64| (sample * 1000 / u64::from(RATE)) as i32;
+        self.words
+            .push((format!("w{}", level - 1), ms(start), ms(self.samples)));
+        let open = self.words.len() - self.utterance_start;
+        Some(if open >= self.words_per_utterance && !self.never_final {
+            self.final_response()
+        } else {
+            self.interim_response()
+        })
+    }
+
     fn processed_secs(&self) -> f32 {
-        self.samples.len() as f32 / RATE as f32
+        self.samples as f32 / RATE as f32
     }
 
     fn interim_response(&self) -> StreamingRecognizeResponse {
@@ -339,12 +350,14 @@ impl Recognizer {
         response(result)
     }
 
-    /// At the end of the request stream: a final for the open utterance.
-    fn finish(&mut self) -> Option<StreamingRecognizeResponse> {
-        if self.never_final || self.utterance_start == self.words.len() {
-            return None;
+    /// At the end of the request stream: the last word, then a final for
+    /// the open utterance (unless this server never finalizes).
+    fn finish(&mut self) -> Vec<StreamingRecognizeResponse> {
+        let mut out: Vec<_> = self.close_run().into_iter().collect();
+        if !self.never_final && self.utterance_start < self.words.len() {
+            out.push(self.final_response());
         }
-        Some(self.final_response())
+        out
     }
 }
 

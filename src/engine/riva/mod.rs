@@ -46,6 +46,8 @@ pub const NAME: &str = "riva";
 const RATE: u32 = 16_000;
 /// Samples per request: 100 ms.
 const CHUNK: usize = (RATE / 10) as usize;
+/// Requests queued for a call before the stream waits for the network.
+const REQUEST_DEPTH: usize = 32;
 
 /// Why the engine could not be built from its settings.
 #[derive(Debug, thiserror::Error)]
@@ -154,6 +156,9 @@ impl Engine for RivaEngine {
             next_id: 0,
             open: None,
             last_final_end: 0.0,
+            keepalive: self.settings.keepalive,
+            call_sent: 0,
+            inserted: Vec::new(),
         };
         tokio::spawn(stream.run(audio_rx));
         Ok(EngineStream {
@@ -232,6 +237,14 @@ fn audio_request(samples: &[i16]) -> StreamingRecognizeRequest {
     }
 }
 
+/// Waits for room in the call's request channel; false when it is closed.
+async fn reserve(requests: &Option<mpsc::Sender<StreamingRecognizeRequest>>) -> bool {
+    match requests {
+        Some(tx) => tx.reserve().await.is_ok(),
+        None => std::future::pending().await,
+    }
+}
+
 /// Failures a new call may get past (a dropped stream, an idle stream
 /// closed by the server); auth and configuration errors are not retried.
 fn retryable(code: tonic::Code) -> bool {
@@ -254,7 +267,7 @@ type CallEvent = Result<StreamingRecognizeResponse, tonic::Status>;
 
 /// One open `StreamingRecognize` call.
 struct Call {
-    requests: Option<mpsc::UnboundedSender<StreamingRecognizeRequest>>,
+    requests: Option<mpsc::Sender<StreamingRecognizeRequest>>,
     responses: mpsc::Receiver<CallEvent>,
 }
 
@@ -284,6 +297,12 @@ struct RivaStream {
     open: Option<OpenUtterance>,
     /// Session seconds where the last final ended.
     last_final_end: f64,
+    /// Silence after this long without audio (a client pause).
+    keepalive: Duration,
+    /// Samples sent on the current call, keepalive silence included.
+    call_sent: u64,
+    /// Keepalive silence in the current call: (call sample, length).
+    inserted: Vec<(u64, u64)>,
 }
 
 enum Outcome {
@@ -335,23 +354,36 @@ impl RivaStream {
         self.attempt_start = self.pending_start;
         self.sent_upto = self.pending_start;
         self.send_ready(&mut call, *finishing);
-        if *finishing {
-            call.requests = None;
-        }
+        let mut last_sent = tokio::time::Instant::now();
         loop {
+            // More to send than the request channel took: wait for room.
+            let backlog = call.requests.is_some() && self.has_unsent(*finishing);
+            let idle = call.requests.is_some() && !*finishing && !backlog;
             tokio::select! {
                 input = audio.recv(), if !*finishing => match input {
                     Some(EngineInput::Audio(chunk)) => {
                         self.pending.extend(chunk.iter().map(|s| (s.clamp(-1.0, 1.0) * 32767.0).round() as i16));
-                        self.send_ready(&mut call, false);
+                        if self.send_ready(&mut call, false) {
+                            last_sent = tokio::time::Instant::now();
+                        }
                     }
                     Some(EngineInput::Finish) => {
                         *finishing = true;
                         self.send_ready(&mut call, true);
-                        call.requests = None; // half-close: Riva flushes its finals
                     }
                     None => return Outcome::Done,
                 },
+                room = reserve(&call.requests), if backlog => {
+                    if room {
+                        self.send_ready(&mut call, *finishing);
+                        last_sent = tokio::time::Instant::now();
+                    }
+                }
+                () = tokio::time::sleep_until(last_sent + self.keepalive), if idle => {
+                    // A client pause: silence keeps Riva from closing the stream.
+                    self.send_silence(&mut call);
+                    last_sent = tokio::time::Instant::now();
+                }
                 event = call.responses.recv() => match event {
                     Some(Ok(response)) => {
                         for result in response.results {
@@ -383,15 +415,16 @@ impl RivaStream {
         }
     }
 
-    fn open_call(&self) -> Call {
-        let (req_tx, req_rx) = mpsc::unbounded_channel();
-        let _ = req_tx.send(StreamingRecognizeRequest {
+    fn open_call(&mut self) -> Call {
+        self.call_sent = 0;
+        self.inserted.clear();
+        let (req_tx, req_rx) = mpsc::channel(REQUEST_DEPTH);
+        let _ = req_tx.try_send(StreamingRecognizeRequest {
             streaming_request: Some(StreamingRequest::StreamingConfig(self.config.clone())),
             id: None,
         });
         let (resp_tx, resp_rx) = mpsc::channel(STREAM_CHANNEL_DEPTH);
-        let mut request =
-            tonic::Request::new(tokio_stream::wrappers::UnboundedReceiverStream::new(req_rx));
+        let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(req_rx));
         if let Some(v) = &self.metadata.function_id {
             request.metadata_mut().insert("function-id", v.clone());
         }
@@ -428,11 +461,21 @@ impl RivaStream {
         }
     }
 
-    /// Sends whole 100 ms chunks of unsent audio (and the remainder when `all`).
-    fn send_ready(&mut self, call: &mut Call, all: bool) {
+    /// Whether audio waits to be sent: a whole chunk, or any when finishing.
+    fn has_unsent(&self, all: bool) -> bool {
+        let unsent = self.pending_start + self.pending.len() as u64 - self.sent_upto;
+        unsent >= CHUNK as u64 || (all && unsent > 0)
+    }
+
+    /// Sends whole 100 ms chunks of unsent audio (and the remainder when
+    /// `all`) as far as the request channel has room; after the last audio
+    /// when `all`, half-closes the call so Riva flushes its finals. Returns
+    /// whether anything was sent.
+    fn send_ready(&mut self, call: &mut Call, all: bool) -> bool {
         let Some(requests) = &call.requests else {
-            return;
+            return false;
         };
+        let mut sent = false;
         let end = self.pending_start + self.pending.len() as u64;
         while self.sent_upto < end {
             let from = (self.sent_upto - self.pending_start) as usize;
@@ -440,14 +483,50 @@ impl RivaStream {
             if to - from < CHUNK && !all {
                 break;
             }
-            let _ = requests.send(audio_request(&self.pending[from..to]));
+            if requests
+                .try_send(audio_request(&self.pending[from..to]))
+                .is_err()
+            {
+                return sent; // full: the caller waits for room
+            }
             self.sent_upto += (to - from) as u64;
+            self.call_sent += (to - from) as u64;
+            sent = true;
         }
+        if all {
+            call.requests = None;
+        }
+        sent
+    }
+
+    /// 100 ms of silence the session never sent; its place in the call is
+    /// remembered so the call's times still map onto the session's.
+    fn send_silence(&mut self, call: &mut Call) {
+        if let Some(requests) = &call.requests
+            && requests.try_send(audio_request(&[0; CHUNK])).is_ok()
+        {
+            self.inserted.push((self.call_sent, CHUNK as u64));
+            self.call_sent += CHUNK as u64;
+        }
+    }
+
+    /// The session sample for a time in ms in the current call: the call's
+    /// audio starts at `attempt_start`, minus the keepalive silence before it.
+    fn session_sample(&self, call_ms: i64) -> u64 {
+        let at = (call_ms.max(0) as u64) * u64::from(RATE) / 1000;
+        let mut silence = 0;
+        for &(start, len) in &self.inserted {
+            if start >= at {
+                break;
+            }
+            silence += len.min(at - start);
+        }
+        self.attempt_start + at - silence
     }
 
     /// Seconds in the session for a time in ms in the current call.
     fn session_secs(&self, call_ms: i64) -> f64 {
-        self.attempt_start as f64 / f64::from(RATE) + call_ms.max(0) as f64 / 1000.0
+        self.session_sample(call_ms) as f64 / f64::from(RATE)
     }
 
     fn sent_secs(&self) -> f64 {
@@ -540,8 +619,7 @@ impl RivaStream {
 
     /// Drops the audio before `call_ms` of the current call from the resend buffer.
     fn cut_pending(&mut self, call_ms: i64) {
-        let abs = self.attempt_start + (call_ms.max(0) as u64) * u64::from(RATE) / 1000;
-        let abs = abs.min(self.sent_upto);
+        let abs = self.session_sample(call_ms).min(self.sent_upto);
         if abs > self.pending_start {
             let n = ((abs - self.pending_start) as usize).min(self.pending.len());
             self.pending.drain(..n);
