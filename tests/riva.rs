@@ -434,3 +434,40 @@ async fn a_client_pause_sends_keepalive_silence_and_word_times_still_follow_the_
     assert_eq!(calls[0].audio[32_000 + silence..], audio[32_000..]);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_call_that_ends_without_a_final_mid_session_is_resumed_from_the_last_final() {
+    // The first call ends quietly after 1.6 s: w4 and w5 were only interims.
+    let fake = FakeRiva::start(Script {
+        end_calls: vec![(0, 1_600)],
+        ..Script::default()
+    })
+    .await;
+    let app = riva_app(&fake.url(), &[]).await;
+    let mut ws = app.connect_ws().await;
+    let ready = ws.start(16_000, Enc::S16, 1).await;
+    let audio = word_audio(0..12, 16_000);
+    ws.send_audio(&audio[..64_000], 3200).await;
+    let warning = ws.expect_error(ErrorCode::EngineRetrying).await;
+    assert!(!warning.fatal);
+    ws.send_audio(&audio[64_000..], 3200).await;
+    let end = ws.stop_and_collect().await;
+    assert_eq!(end.closed_reason(), CloseReason::ClientStop);
+    assert_eq!(final_words(&ws.log), expected_words(12));
+    // The interims of w4.. and their final share one result_id across calls.
+    let fin = finals(&ws.log);
+    assert_eq!(fin[1].text, "w4 w5 w6 w7");
+    let w4_partial = transcripts(&ws.log)
+        .into_iter()
+        .find(|t| t.is_partial && t.text == "w4")
+        .expect("w4 interim")
+        .result_id
+        .clone();
+    assert_eq!(w4_partial, fin[1].result_id);
+    let calls = fake.calls();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[1].audio, audio[32_000..]);
+    let stored = app.stored("local", &ready.session_id).await;
+    assert_eq!(stored.transcript_segments().len(), 3);
+    app.stop().await;
+}

@@ -43,6 +43,9 @@ pub struct Script {
     /// Call numbers (0-based) that fail with `UNAVAILABLE` once they have
     /// received this many ms of audio.
     pub fail_calls: Vec<(usize, u32)>,
+    /// Call numbers (0-based) that end cleanly, with no final for the open
+    /// utterance, once they have received this many ms of audio.
+    pub end_calls: Vec<(usize, u32)>,
     /// Required metadata: `function-id` and the API key of `authorization: Bearer`.
     pub require_auth: Option<(String, String)>,
 }
@@ -53,6 +56,7 @@ impl Default for Script {
             words_per_utterance: 4,
             never_final: false,
             fail_calls: Vec::new(),
+            end_calls: Vec::new(),
             require_auth: None,
         }
     }
@@ -179,6 +183,12 @@ impl RivaSpeechRecognition for FakeRiva {
             .iter()
             .find(|(call, _)| *call == index)
             .map(|(_, ms)| *ms);
+        let end_after_ms = self
+            .script
+            .end_calls
+            .iter()
+            .find(|(call, _)| *call == index)
+            .map(|(_, ms)| *ms);
         let (tx, rx) = mpsc::channel(64);
         let calls = self.calls.clone();
         let script = self.script.clone();
@@ -226,6 +236,11 @@ impl RivaSpeechRecognition for FakeRiva {
                         {
                             let _ = tx.send(Err(Status::unavailable("scripted failure"))).await;
                             return;
+                        }
+                        if let Some(ms) = end_after_ms
+                            && session.samples * 1000 / u64::from(RATE) >= u64::from(ms)
+                        {
+                            return; // the response stream ends with no final
                         }
                     }
                     None => {}

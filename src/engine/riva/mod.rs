@@ -159,6 +159,7 @@ impl Engine for RivaEngine {
             keepalive: self.settings.keepalive,
             call_sent: 0,
             inserted: Vec::new(),
+            progress: false,
         };
         tokio::spawn(stream.run(audio_rx));
         Ok(EngineStream {
@@ -303,6 +304,8 @@ struct RivaStream {
     call_sent: u64,
     /// Keepalive silence in the current call: (call sample, length).
     inserted: Vec<(u64, u64)>,
+    /// The current call has delivered results.
+    progress: bool,
 }
 
 enum Outcome {
@@ -320,6 +323,10 @@ impl RivaStream {
             match self.drive(&mut audio, &mut finishing).await {
                 Outcome::Done => return,
                 Outcome::Retry(why) => {
+                    // Retries are bounded in a row: a call that got results made progress.
+                    if std::mem::take(&mut self.progress) {
+                        failures = 0;
+                    }
                     failures += 1;
                     tracing::warn!(event = "riva_stream_retry", session_id = %self.session_id, attempt = failures, error = %why);
                     if failures > self.max_retries {
@@ -377,6 +384,9 @@ impl RivaStream {
                     if room {
                         self.send_ready(&mut call, *finishing);
                         last_sent = tokio::time::Instant::now();
+                    } else {
+                        // The call is over: its outcome arrives on `responses`.
+                        call.requests = None;
                     }
                 }
                 () = tokio::time::sleep_until(last_sent + self.keepalive), if idle => {
@@ -534,6 +544,7 @@ impl RivaStream {
     }
 
     async fn on_result(&mut self, result: StreamingRecognitionResult) -> Result<(), ()> {
+        self.progress = true;
         let Some(alt) = result.alternatives.into_iter().next() else {
             return Ok(());
         };
