@@ -57,6 +57,7 @@ pub struct Config {
     pub whisper: WhisperConfig,
     /// Settings of the `transcribe-medical` and `transcribe` engines.
     pub transcribe: crate::engine::transcribe::TranscribeSettings,
+    pub riva: RivaConfig,
 }
 
 #[derive(Clone)]
@@ -85,6 +86,30 @@ pub struct WhisperConfig {
     /// Inference threads (0 = one per core).
     pub threads: usize,
     pub compute_type: String,
+}
+
+/// Settings of the `riva` engine (NVIDIA Riva over gRPC).
+#[derive(Debug, Clone)]
+pub struct RivaConfig {
+    /// `http://host:50051` (plaintext) or `https://host:443` (TLS).
+    pub url: String,
+    /// PEM file of a private CA to trust (TLS only).
+    pub ca_file: Option<PathBuf>,
+    /// The hosted (NVCF) function id, sent as `function-id` metadata.
+    pub function_id: Option<String>,
+    /// The hosted API key, sent as `authorization: Bearer …`. Never logged.
+    pub api_key: Option<SecretString>,
+    /// The Riva model name (empty: the server's default for the language).
+    pub model: Option<String>,
+    /// Boosted phrases (speech context).
+    pub phrases: Vec<String>,
+    pub phrase_boost: f32,
+    /// Speaker diarization on.
+    pub diarization: bool,
+    /// Reconnects per session after a stream failure before `engine_failed`.
+    pub max_retries: u32,
+    /// Silence goes to Riva after this long without client audio.
+    pub keepalive: Duration,
 }
 
 /// Each file key and the environment variable that overrides it. The
@@ -140,6 +165,16 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("transcribe_pii", "AUSCULT_TRANSCRIBE_PII"),
     ("transcribe_keepalive_ms", "AUSCULT_TRANSCRIBE_KEEPALIVE_MS"),
     ("transcribe_max_attempts", "AUSCULT_TRANSCRIBE_MAX_ATTEMPTS"),
+    ("riva_url", "AUSCULT_RIVA_URL"),
+    ("riva_ca_file", "AUSCULT_RIVA_CA_FILE"),
+    ("riva_function_id", "AUSCULT_RIVA_FUNCTION_ID"),
+    ("riva_api_key", "AUSCULT_RIVA_API_KEY"),
+    ("riva_model", "AUSCULT_RIVA_MODEL"),
+    ("riva_phrases", "AUSCULT_RIVA_PHRASES"),
+    ("riva_phrase_boost", "AUSCULT_RIVA_PHRASE_BOOST"),
+    ("riva_diarization", "AUSCULT_RIVA_DIARIZATION"),
+    ("riva_max_retries", "AUSCULT_RIVA_MAX_RETRIES"),
+    ("riva_keepalive_secs", "AUSCULT_RIVA_KEEPALIVE_SECS"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -214,6 +249,16 @@ impl Config {
             return Err(invalid(
                 "AUSCULT_ENGINES",
                 format!("unknown engine {unknown:?}"),
+            ));
+        }
+        let riva_url = get("riva_url")
+            .unwrap_or("http://127.0.0.1:50051")
+            .trim_end_matches('/')
+            .to_owned();
+        if !(riva_url.starts_with("http://") || riva_url.starts_with("https://")) {
+            return Err(invalid(
+                "AUSCULT_RIVA_URL",
+                "must start with http:// (plaintext) or https:// (TLS)",
             ));
         }
         let secs = |key: &str, env: &'static str, default: u64| -> Result<Duration, ConfigError> {
@@ -348,6 +393,23 @@ impl Config {
                 compute_type: get("whisper_compute_type").unwrap_or("int8").to_owned(),
             },
             transcribe,
+            riva: RivaConfig {
+                url: riva_url,
+                ca_file: non_empty(get("riva_ca_file")).map(PathBuf::from),
+                function_id: non_empty(get("riva_function_id")).map(str::to_owned),
+                api_key: non_empty(get("riva_api_key")).map(|k| SecretString::from(k.to_owned())),
+                model: non_empty(get("riva_model")).map(str::to_owned),
+                phrases: get("riva_phrases")
+                    .unwrap_or("")
+                    .split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+                phrase_boost: parse(get("riva_phrase_boost"), "AUSCULT_RIVA_PHRASE_BOOST", "10")?,
+                diarization: parse(get("riva_diarization"), "AUSCULT_RIVA_DIARIZATION", "false")?,
+                max_retries: parse(get("riva_max_retries"), "AUSCULT_RIVA_MAX_RETRIES", "3")?,
+                keepalive: secs("riva_keepalive_secs", "AUSCULT_RIVA_KEEPALIVE_SECS", 5)?,
+            },
             data_dir,
         })
     }
@@ -540,6 +602,48 @@ impl Config {
                 "AUSCULT_TRANSCRIBE_MAX_ATTEMPTS",
                 t.max_attempts.to_string(),
             ),
+            ("AUSCULT_RIVA_URL", self.riva.url.clone()),
+            (
+                "AUSCULT_RIVA_CA_FILE",
+                self.riva
+                    .ca_file
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            ),
+            (
+                "AUSCULT_RIVA_FUNCTION_ID",
+                self.riva.function_id.clone().unwrap_or_default(),
+            ),
+            (
+                "AUSCULT_RIVA_API_KEY",
+                if self.riva.api_key.is_some() {
+                    "****".into()
+                } else {
+                    "(none)".into()
+                },
+            ),
+            (
+                "AUSCULT_RIVA_MODEL",
+                self.riva.model.clone().unwrap_or_default(),
+            ),
+            ("AUSCULT_RIVA_PHRASES", self.riva.phrases.join(",")),
+            (
+                "AUSCULT_RIVA_PHRASE_BOOST",
+                self.riva.phrase_boost.to_string(),
+            ),
+            (
+                "AUSCULT_RIVA_DIARIZATION",
+                self.riva.diarization.to_string(),
+            ),
+            (
+                "AUSCULT_RIVA_MAX_RETRIES",
+                self.riva.max_retries.to_string(),
+            ),
+            (
+                "AUSCULT_RIVA_KEEPALIVE_SECS",
+                self.riva.keepalive.as_secs().to_string(),
+            ),
         ];
         rows.iter().map(|(k, v)| format!("{k}={v}\n")).collect()
     }
@@ -694,6 +798,11 @@ where
         .map_err(|e| invalid(name, format!("{raw:?}: {e}")))
 }
 
+/// A setting's value, or `None` when unset or blank.
+fn non_empty(value: Option<&str>) -> Option<&str> {
+    value.map(str::trim).filter(|v| !v.is_empty())
+}
+
 fn parse_tokens(raw: &str) -> Result<Vec<ApiToken>, ConfigError> {
     let mut out = Vec::new();
     for pair in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -831,6 +940,25 @@ mod tests {
         assert!(summary.contains("postgres://app:****@db:5432/x"));
         let debug = format!("{c:?}");
         assert!(!debug.contains("supersecret1") && !debug.contains("hunter22"));
+    }
+
+    #[test]
+    fn riva_api_key_is_redacted_and_url_checked() {
+        let c = Config::load_from(
+            None,
+            &env(&[
+                ("AUSCULT_RIVA_URL", "https://grpc.example.com:443/"),
+                ("AUSCULT_RIVA_API_KEY", "nvapi-topsecret"),
+                ("AUSCULT_RIVA_PHRASES", "metoprolol, lisinopril"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.riva.url, "https://grpc.example.com:443");
+        assert_eq!(c.riva.phrases, ["metoprolol", "lisinopril"]);
+        let summary = c.redacted_summary();
+        assert!(summary.contains("AUSCULT_RIVA_API_KEY=****"));
+        assert!(!summary.contains("topsecret") && !format!("{c:?}").contains("topsecret"));
+        assert!(Config::load_from(None, &env(&[("AUSCULT_RIVA_URL", "grpc://x:1")])).is_err());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 mod loadtest;
 pub mod registry;
+pub mod riva;
 pub mod transcribe;
 #[cfg(feature = "whisper")]
 pub mod whisper;

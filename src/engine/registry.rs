@@ -111,10 +111,12 @@ async fn build_engine(name: &str, config: &Config) -> Result<Arc<dyn Engine>, Re
             super::transcribe::Variant::Standard,
             config.transcribe.clone(),
         ))),
-        "riva" => Err(RegistryError::NotBuilt {
-            name: name.to_owned(),
-            why: "not implemented yet",
-        }),
+        "riva" => super::riva::RivaEngine::new(&config.riva)
+            .map(|e| Arc::new(e) as Arc<dyn Engine>)
+            .map_err(|e| RegistryError::Startup {
+                name: "riva".to_owned(),
+                message: e.to_string(),
+            }),
         other => Err(RegistryError::Unknown(other.to_owned())),
     }
 }

@@ -8,6 +8,7 @@ pub mod audio;
 pub mod backend;
 pub mod client;
 pub mod engine;
+pub mod fake_riva;
 pub mod fake_transcribe;
 pub mod login;
 pub mod moto;
@@ -109,6 +110,31 @@ impl TestApp {
     /// Builds the app from `AUSCULT_*` pairs over a fresh data directory and serves it on port 0.
     pub async fn spawn_with(env: &[(&str, &str)], engines: Vec<SharedEngine>) -> TestApp {
         Self::spawn_in(tempfile::tempdir().expect("temp data dir"), env, engines).await
+    }
+
+    /// The app with the engines its configuration names (`AUSCULT_ENGINE`),
+    /// built by the server's own factory, as `auscult serve` builds them.
+    pub async fn spawn_configured(env: &[(&str, &str)]) -> TestApp {
+        let data_dir = tempfile::tempdir().expect("temp data dir");
+        let mut vars: BTreeMap<String, String> = BTreeMap::new();
+        vars.insert(
+            "AUSCULT_DATA_DIR".into(),
+            data_dir.path().display().to_string(),
+        );
+        for (k, v) in env {
+            vars.insert((*k).to_owned(), (*v).to_owned());
+        }
+        let registry = EngineRegistry::from_config(&test_config(&vars))
+            .await
+            .expect("configured engines build");
+        let engines = registry
+            .names()
+            .filter_map(|n| registry.get(Some(n)))
+            .collect::<Vec<_>>();
+        let default = registry.get(None).expect("default engine");
+        let mut ordered = vec![default.clone()];
+        ordered.extend(engines.into_iter().filter(|e| e.name() != default.name()));
+        Self::spawn_in(data_dir, env, ordered).await
     }
 
     /// The app (scripted engines) on `backend`'s storage pair, plus `env`.
