@@ -222,10 +222,20 @@ async fn a_call_rejected_for_missing_auth_ends_engine_failed_with_the_audio_stor
 #[tokio::test]
 async fn a_mid_stream_failure_reconnects_and_resends_from_the_last_final_without_lost_or_doubled_words()
  {
+    reconnects_after_a_mid_stream_failure(tonic::Code::Unavailable).await;
+}
+
+#[tokio::test]
+async fn an_invalid_argument_mid_stream_is_recovered_the_same_way() {
+    reconnects_after_a_mid_stream_failure(tonic::Code::InvalidArgument).await;
+}
+
+async fn reconnects_after_a_mid_stream_failure(code: tonic::Code) {
     // The first call fails after 1.6 s: the final for w0..w3 (at 1 s) is in,
     // w4 and w5 were only interims.
     let fake = FakeRiva::start(Script {
         fail_calls: vec![(0, 1_600)],
+        fail_code: code,
         ..Script::default()
     })
     .await;

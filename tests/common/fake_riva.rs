@@ -40,9 +40,11 @@ pub struct Script {
     pub words_per_utterance: usize,
     /// Never send `is_final` (some hosted models).
     pub never_final: bool,
-    /// Call numbers (0-based) that fail with `UNAVAILABLE` once they have
+    /// Call numbers (0-based) that fail with `fail_code` once they have
     /// received this many ms of audio.
     pub fail_calls: Vec<(usize, u32)>,
+    /// The status those calls fail with (`UNAVAILABLE` unless set).
+    pub fail_code: tonic::Code,
     /// Call numbers (0-based) that end cleanly, with no final for the open
     /// utterance, once they have received this many ms of audio.
     pub end_calls: Vec<(usize, u32)>,
@@ -56,6 +58,7 @@ impl Default for Script {
             words_per_utterance: 4,
             never_final: false,
             fail_calls: Vec::new(),
+            fail_code: tonic::Code::Unavailable,
             end_calls: Vec::new(),
             require_auth: None,
         }
@@ -177,6 +180,7 @@ impl RivaSpeechRecognition for FakeRiva {
                 ));
             }
         }
+        let fail_code = self.script.fail_code;
         let fail_after_ms = self
             .script
             .fail_calls
@@ -234,7 +238,9 @@ impl RivaSpeechRecognition for FakeRiva {
                         if let Some(ms) = fail_after_ms
                             && session.samples * 1000 / u64::from(RATE) >= u64::from(ms)
                         {
-                            let _ = tx.send(Err(Status::unavailable("scripted failure"))).await;
+                            let _ = tx
+                                .send(Err(Status::new(fail_code, "scripted failure")))
+                                .await;
                             return;
                         }
                         if let Some(ms) = end_after_ms
