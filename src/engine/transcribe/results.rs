@@ -20,88 +20,59 @@ pub(super) struct Segment {
     pub entities: Vec<Entity>,
 }
 
+/// The medical and standard SDKs have separate result, item and entity types
+/// with the same fields; one body serves both.
+macro_rules! segment_from {
+    ($r:expr) => {{
+        let r = $r;
+        let alt = r.alternatives?.into_iter().next()?;
+        let words = alt
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|i| i.r#type != Some(ItemType::Punctuation))
+            .map(|i| {
+                word(
+                    i.content,
+                    i.start_time,
+                    i.end_time,
+                    i.confidence,
+                    r.is_partial,
+                )
+            })
+            .collect();
+        let entities = alt
+            .entities
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| {
+                entity(
+                    e.category,
+                    e.content,
+                    e.start_time,
+                    e.end_time,
+                    e.confidence,
+                )
+            })
+            .collect();
+        Some(Segment {
+            result_id: r.result_id?,
+            is_partial: r.is_partial,
+            start: r.start_time,
+            end: r.end_time,
+            text: alt.transcript.unwrap_or_default(),
+            words,
+            entities,
+        })
+    }};
+}
+
 pub(super) fn from_medical(r: MedicalResult) -> Option<Segment> {
-    let alt = r.alternatives?.into_iter().next()?;
-    let words = alt
-        .items
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|i| i.r#type != Some(ItemType::Punctuation))
-        .map(|i| {
-            word(
-                i.content,
-                i.start_time,
-                i.end_time,
-                i.confidence,
-                r.is_partial,
-            )
-        })
-        .collect();
-    let entities = alt
-        .entities
-        .unwrap_or_default()
-        .into_iter()
-        .map(|e| {
-            entity(
-                e.category,
-                e.content,
-                e.start_time,
-                e.end_time,
-                e.confidence,
-            )
-        })
-        .collect();
-    Some(Segment {
-        result_id: r.result_id?,
-        is_partial: r.is_partial,
-        start: r.start_time,
-        end: r.end_time,
-        text: alt.transcript.unwrap_or_default(),
-        words,
-        entities,
-    })
+    segment_from!(r)
 }
 
 pub(super) fn from_standard(r: StdResult) -> Option<Segment> {
-    let alt = r.alternatives?.into_iter().next()?;
-    let words = alt
-        .items
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|i| i.r#type != Some(ItemType::Punctuation))
-        .map(|i| {
-            word(
-                i.content,
-                i.start_time,
-                i.end_time,
-                i.confidence,
-                r.is_partial,
-            )
-        })
-        .collect();
-    let entities = alt
-        .entities
-        .unwrap_or_default()
-        .into_iter()
-        .map(|e| {
-            entity(
-                e.category,
-                e.content,
-                e.start_time,
-                e.end_time,
-                e.confidence,
-            )
-        })
-        .collect();
-    Some(Segment {
-        result_id: r.result_id?,
-        is_partial: r.is_partial,
-        start: r.start_time,
-        end: r.end_time,
-        text: alt.transcript.unwrap_or_default(),
-        words,
-        entities,
-    })
+    segment_from!(r)
 }
 
 fn entity(
