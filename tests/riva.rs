@@ -4,7 +4,7 @@
 
 mod common;
 
-use auscult::protocol::{CloseReason, ErrorCode, ServerMsg};
+use auscult::protocol::{CloseReason, ErrorCode, ReadyMsg, ServerMsg};
 use common::fake_riva::{FakeRiva, Script, linear_pcm, word_audio};
 use common::*;
 
@@ -230,26 +230,35 @@ async fn an_invalid_argument_mid_stream_is_recovered_the_same_way() {
     reconnects_after_a_mid_stream_failure(tonic::Code::InvalidArgument).await;
 }
 
-async fn reconnects_after_a_mid_stream_failure(code: tonic::Code) {
-    // The first call fails after 1.6 s: the final for w0..w3 (at 1 s) is in,
-    // w4 and w5 were only interims.
-    let fake = FakeRiva::start(Script {
-        fail_calls: vec![(0, 1_600)],
-        fail_code: code,
-        ..Script::default()
-    })
-    .await;
+/// Streams words w0..w11 (3 s at 16 kHz) against a fake whose first call
+/// breaks off after 1.6 s: 2 s of audio, then the client hears the engine
+/// reconnect (a non-fatal `engine_retrying`), then the rest, then `stop`.
+async fn stream_across_a_reconnect(
+    script: Script,
+) -> (FakeRiva, TestApp, WsClient, ReadyMsg, Vec<u8>) {
+    let fake = FakeRiva::start(script).await;
     let app = riva_app(&fake.url(), &[]).await;
     let mut ws = app.connect_ws().await;
     let ready = ws.start(16_000, Enc::S16, 1).await;
     let audio = word_audio(0..12, 16_000);
-    // 2 s, then the client hears the engine reconnect, then the rest.
     ws.send_audio(&audio[..64_000], 3200).await;
     let warning = ws.expect_error(ErrorCode::EngineRetrying).await;
     assert!(!warning.fatal);
     ws.send_audio(&audio[64_000..], 3200).await;
     let end = ws.stop_and_collect().await;
     assert_eq!(end.closed_reason(), CloseReason::ClientStop);
+    (fake, app, ws, ready, audio)
+}
+
+async fn reconnects_after_a_mid_stream_failure(code: tonic::Code) {
+    // The first call fails after 1.6 s: the final for w0..w3 (at 1 s) is in,
+    // w4 and w5 were only interims.
+    let (fake, app, ws, ready, audio) = stream_across_a_reconnect(Script {
+        fail_calls: vec![(0, 1_600)],
+        fail_code: code,
+        ..Script::default()
+    })
+    .await;
     let warnings = errors(&ws.log);
     assert_eq!(warnings.len(), 1, "{warnings:?}");
 
@@ -448,21 +457,11 @@ async fn a_client_pause_sends_keepalive_silence_and_word_times_still_follow_the_
 #[tokio::test]
 async fn a_call_that_ends_without_a_final_mid_session_is_resumed_from_the_last_final() {
     // The first call ends quietly after 1.6 s: w4 and w5 were only interims.
-    let fake = FakeRiva::start(Script {
+    let (fake, app, ws, ready, audio) = stream_across_a_reconnect(Script {
         end_calls: vec![(0, 1_600)],
         ..Script::default()
     })
     .await;
-    let app = riva_app(&fake.url(), &[]).await;
-    let mut ws = app.connect_ws().await;
-    let ready = ws.start(16_000, Enc::S16, 1).await;
-    let audio = word_audio(0..12, 16_000);
-    ws.send_audio(&audio[..64_000], 3200).await;
-    let warning = ws.expect_error(ErrorCode::EngineRetrying).await;
-    assert!(!warning.fatal);
-    ws.send_audio(&audio[64_000..], 3200).await;
-    let end = ws.stop_and_collect().await;
-    assert_eq!(end.closed_reason(), CloseReason::ClientStop);
     assert_eq!(final_words(&ws.log), expected_words(12));
     // The interims of w4.. and their final share one result_id across calls.
     let fin = finals(&ws.log);
