@@ -12,28 +12,6 @@ use common::login::*;
 use common::*;
 use secrecy::SecretString;
 
-/// Declares each test once per database, as `sqlite::<name>` and `postgres::<name>`.
-macro_rules! on_both_databases {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(super::AccountsDb::sqlite().await).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(super::AccountsDb::postgres().await).await;
-                }
-            )*
-        }
-    };
-}
-
 on_both_databases!(
     a_login_sets_an_http_only_strict_cookie_that_authenticates_the_caller,
     a_login_behind_tls_gets_a_secure_cookie,

@@ -72,27 +72,6 @@ fn listed(run: &Run) -> Vec<(String, String)> {
         .collect()
 }
 
-macro_rules! on_both_databases {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(super::AccountsDb::sqlite().await).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(super::AccountsDb::postgres().await).await;
-                }
-            )*
-        }
-    };
-}
-
 on_both_databases!(
     users_added_listed_and_disabled_on_the_command_line_are_the_ones_the_server_knows,
     bad_names_short_passwords_and_duplicates_are_refused_with_a_clear_message,

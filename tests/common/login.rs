@@ -319,3 +319,30 @@ pub async fn logged_in(app: &TestApp, user: &str) -> LoginCookie {
     assert_eq!(reply.status, 200, "login of {user}: {reply:?}");
     reply.login_cookie().clone()
 }
+
+/// Declares each test once per database, as `sqlite::<name>` and
+/// `postgres::<name>`; each test takes a fresh [`AccountsDb`]. (Only some
+/// test binaries use it.)
+#[allow(unused_macros)]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::AccountsDb::sqlite().await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::AccountsDb::postgres().await).await;
+                }
+            )*
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use on_both_databases;
