@@ -4,7 +4,7 @@
 
 mod common;
 
-use auscult::protocol::{CloseReason, Word};
+use auscult::protocol::{CloseReason, Entity, Word};
 use auscult::storage::meta::{
     self, AuditAction, AuditEntry, FailureScope, SharedMetadataStore, User, WebSessionRow,
 };
@@ -42,6 +42,7 @@ macro_rules! contract {
 contract!(
     a_created_session_reads_back_live_with_nothing_finished,
     segments_come_back_in_order_and_adding_one_twice_keeps_the_first,
+    a_segments_phi_entities_and_redacted_text_come_back,
     finishing_a_session_sets_its_status_keys_and_byte_count,
     an_unknown_session_reads_as_none_with_no_segments,
     migrations_are_all_applied_at_open,
@@ -132,6 +133,31 @@ const T0: i64 = 1_763_700_000_000;
 
 async fn create(store: &SharedMetadataStore, id: &str) {
     store.create_session(&record(id), "i-a", T0).await.unwrap();
+}
+
+async fn a_segments_phi_entities_and_redacted_text_come_back(store: SharedMetadataStore) {
+    create(&store, "s1").await;
+    let entity = Entity {
+        category: "PHI".into(),
+        start: 12.5,
+        end: 13.25,
+        content: "Jane Roe".into(),
+        confidence: Some(0.75),
+    };
+    let with_phi = FinalSegment {
+        text: "patient Jane Roe reports pain".into(),
+        entities: vec![entity],
+        redacted_text: Some("patient [PHI] reports pain".into()),
+        ..segment(0, "unused")
+    };
+    store.add_segment("s1", &with_phi).await.unwrap();
+    store.add_segment("s1", &segment(1, "plain")).await.unwrap();
+    // Read back as a takeover rebuilds a transcript: entities and the
+    // redacted variant included, none invented for a final without them.
+    assert_eq!(
+        store.segments("s1").await.unwrap(),
+        vec![with_phi, segment(1, "plain")]
+    );
 }
 
 async fn a_created_session_reads_back_live_with_nothing_finished(store: SharedMetadataStore) {

@@ -115,7 +115,7 @@ pub struct FinalSegment {
     pub text: String,
     #[serde(default)]
     pub words: Vec<Word>,
-    /// PHI/PII entities (kept in `transcript.json` only, not in the database).
+    /// PHI/PII entities, with their times (in `transcript.json` and the segment row).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub entities: Vec<crate::protocol::Entity>,
     /// `text` with the entities replaced by `[PHI]` (when there are entities).

@@ -53,19 +53,28 @@ where
     R: Row,
     &'r str: ColumnIndex<R>,
     String: Decode<'r, R::Database> + Type<R::Database>,
+    Option<String>: Decode<'r, R::Database> + Type<R::Database>,
     i64: Decode<'r, R::Database> + Type<R::Database>,
     f64: Decode<'r, R::Database> + Type<R::Database>,
 {
     let words: String = row.try_get("words_json")?;
+    let entities: Option<String> = row.try_get("entities_json")?;
+    let entities: Vec<crate::protocol::Entity> = entities
+        .map(|json| serde_json::from_str(&json))
+        .transpose()
+        .map_err(|e| StorageError::Invalid(format!("segment entities: {e}")))?
+        .unwrap_or_default();
+    let text: String = row.try_get("text")?;
     Ok(FinalSegment {
         seq: row.try_get::<i64, _>("seq")? as u32,
         result_id: row.try_get("result_id")?,
         start: row.try_get("start_s")?,
         end: row.try_get("end_s")?,
-        text: row.try_get("text")?,
+        redacted_text: (!entities.is_empty())
+            .then(|| crate::protocol::Entity::redact(&text, &entities)),
+        text,
         words: serde_json::from_str(&words).unwrap_or_default(),
-        entities: Vec::new(),
-        redacted_text: None,
+        entities,
     })
 }
 

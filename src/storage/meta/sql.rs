@@ -44,11 +44,17 @@ macro_rules! sql_store {
                 session_id: &str,
                 s: &$crate::storage::meta::FinalSegment,
             ) -> Result<(), $crate::storage::StorageError> {
-                let words = serde_json::to_string(&s.words)
-                    .map_err(|e| $crate::storage::StorageError::Invalid(e.to_string()))?;
+                let invalid = |e: serde_json::Error| $crate::storage::StorageError::Invalid(e.to_string());
+                let words = serde_json::to_string(&s.words).map_err(invalid)?;
+                let entities = if s.entities.is_empty() {
+                    None
+                } else {
+                    Some(serde_json::to_string(&s.entities).map_err(invalid)?)
+                };
                 sqlx::query(
-                    "INSERT INTO segments (session_id, seq, result_id, start_s, end_s, text, words_json) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (session_id, seq) DO NOTHING",
+                    "INSERT INTO segments \
+                     (session_id, seq, result_id, start_s, end_s, text, words_json, entities_json) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (session_id, seq) DO NOTHING",
                 )
                 .bind(session_id)
                 .bind(i64::from(s.seq))
@@ -57,6 +63,7 @@ macro_rules! sql_store {
                 .bind(s.end)
                 .bind(&s.text)
                 .bind(words)
+                .bind(entities)
                 .execute(&self.pool)
                 .await?;
                 Ok(())
@@ -68,7 +75,7 @@ macro_rules! sql_store {
             ) -> Result<Vec<$crate::storage::meta::FinalSegment>, $crate::storage::StorageError>
             {
                 let rows = sqlx::query(
-                    "SELECT seq, result_id, start_s, end_s, text, words_json FROM segments \
+                    "SELECT seq, result_id, start_s, end_s, text, words_json, entities_json FROM segments \
                      WHERE session_id = $1 ORDER BY seq",
                 )
                 .bind(session_id)
