@@ -12,6 +12,7 @@ use auscult::engine::SharedEngine;
 use auscult::engine::transcribe::{TranscribeEngine, TranscribeSettings, Variant};
 use auscult::protocol::{CloseReason, ErrorCode, ServerMsg};
 use common::fake_transcribe::{FakeTranscribe, Plan};
+use common::process::ServerProcess;
 use common::*;
 
 fn settings(fake: &FakeTranscribe) -> TranscribeSettings {
@@ -46,15 +47,55 @@ fn final_texts(msgs: &[ServerMsg]) -> Vec<String> {
     finals(msgs).iter().map(|f| f.text.clone()).collect()
 }
 
+/// Every `result_id` the client saw ends in exactly one final, and that
+/// final is the result's last event.
+fn assert_every_result_finalized_once(msgs: &[ServerMsg]) {
+    let all = transcripts(msgs);
+    for t in &all {
+        let of_id: Vec<_> = all.iter().filter(|o| o.result_id == t.result_id).collect();
+        let finals = of_id.iter().filter(|o| !o.is_partial).count();
+        assert_eq!(
+            finals, 1,
+            "result {} has {finals} finals: {of_id:?}",
+            t.result_id
+        );
+        assert!(
+            !of_id.last().unwrap().is_partial,
+            "result {} ends on a partial: {of_id:?}",
+            t.result_id
+        );
+    }
+}
+
+/// All the words of all finals, in order.
+fn final_words(msgs: &[ServerMsg]) -> Vec<auscult::protocol::Word> {
+    finals(msgs)
+        .iter()
+        .flat_map(|f| f.words.iter().cloned())
+        .collect()
+}
+
+/// Sends `audio` at 16 kHz in 100 ms frames, each when it would have been spoken.
+async fn send_16k_live(ws: &mut WsClient, audio: &[u8]) {
+    for frame in audio.chunks(bytes_for_ms(Enc::S16, 16_000, 1, 100)) {
+        ws.send_binary(frame).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn stored_text(stored: &StoredSession) -> String {
     stored.transcript["text"].as_str().unwrap().to_owned()
 }
 
 /// Streams `words` at `rate` through a medical session and checks what the
 /// fake received and what the client and the store got back.
-async fn medical_session_at(rate: u32) {
+async fn medical_session_at(rate: u32, h2c: bool) {
     let fake = FakeTranscribe::start().await;
-    let app = TestApp::spawn_with(&[], engine(Variant::Medical, settings(&fake))).await;
+    let settings = TranscribeSettings {
+        http_client: h2c.then(common::h2c::client),
+        ..settings(&fake)
+    };
+    let app = TestApp::spawn_with(&[], engine(Variant::Medical, settings)).await;
     let mut ws = app.connect_ws().await;
     let ready = ws.start(rate, Enc::S16, 1).await;
     assert_eq!(ready.engine, "transcribe-medical");
@@ -69,6 +110,7 @@ async fn medical_session_at(rate: u32) {
     let streams = fake.streams();
     assert_eq!(streams.len(), 1);
     let s = &streams[0];
+    assert_eq!(s.version, if h2c { "HTTP/2.0" } else { "HTTP/1.1" });
     assert_eq!(s.path, "/medical-stream-transcription");
     assert_eq!(s.sample_rate, 16_000);
     assert_eq!(s.media_encoding, "pcm");
@@ -115,12 +157,18 @@ async fn medical_session_at(rate: u32) {
 
 #[tokio::test]
 async fn a_medical_session_at_48k_reaches_the_service_as_16k_pcm_and_its_words_come_back() {
-    medical_session_at(48_000).await;
+    medical_session_at(48_000, false).await;
 }
 
 #[tokio::test]
 async fn a_medical_session_at_8k_is_upsampled_to_16k_for_the_service() {
-    medical_session_at(8_000).await;
+    medical_session_at(8_000, false).await;
+}
+
+#[tokio::test]
+async fn a_medical_session_over_http2_reaches_the_service_the_same() {
+    // The service speaks HTTP/2 (over TLS in production); here over h2c.
+    medical_session_at(48_000, true).await;
 }
 
 /// Sends `audio` in 100 ms frames at 16 kHz.
@@ -207,6 +255,8 @@ async fn recovered_after(plan: Plan) {
         streams[1].audio_secs()
     );
     assert_eq!(final_texts(&end.msgs), ["w1 w2 w3", "w4 w5 w6", "w7 w8 w9"]);
+    // The partial of w4 shown before the failure is continued, not abandoned.
+    assert_every_result_finalized_once(&end.msgs);
     let f = finals(&end.msgs);
     assert!((f[1].words[0].start - 1.5).abs() < 0.11, "{:?}", f[1].words);
     assert!((f[2].words[2].end - 4.3).abs() < 0.11, "{:?}", f[2].words);
@@ -403,4 +453,215 @@ async fn a_stream_the_service_times_out_for_lack_of_audio_is_reopened_without_lo
         after.last().unwrap().words
     );
     app.stop().await;
+}
+
+#[tokio::test]
+async fn a_partial_open_when_the_engine_fails_for_good_is_finalized_as_last_shown() {
+    // The stream breaks after w1 and w2 were shown as a partial; the next
+    // attempt is refused and the session ends `engine_failed`.
+    let fake = FakeTranscribe::start_with(vec![Plan::FailAfter(0.9), Plan::LimitExceeded]).await;
+    let settings = TranscribeSettings {
+        max_attempts: 2,
+        ..settings(&fake)
+    };
+    let app = TestApp::spawn_with(&[], engine(Variant::Medical, settings)).await;
+    let mut ws = app.connect_ws().await;
+    let ready = ws.start(16_000, Enc::S16, 1).await;
+    send_16k(&mut ws, &speech(16_000, &[1, 2, 3, 4])).await;
+    let end = ws.collect_until_close().await;
+    assert_eq!(end.closed_reason(), CloseReason::EngineFailed);
+    let shown = transcripts(&end.msgs)
+        .into_iter()
+        .rfind(|t| t.is_partial)
+        .expect("a partial was shown before the failure")
+        .clone();
+    assert_every_result_finalized_once(&end.msgs);
+    let last = finals(&end.msgs).last().copied().unwrap().clone();
+    assert_eq!(last.result_id, shown.result_id);
+    assert_eq!(last.text, shown.text);
+    let stored = app.stored("local", &ready.session_id).await;
+    stored.assert_status("stored", "engine_failed");
+    assert_eq!(stored_text(&stored), shown.text);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_stream_at_its_age_limit_is_rotated_at_a_pause_without_lost_or_doubled_words() {
+    // Streams of about 1 s stand in for the service's 4-hour limit. The
+    // first reaches its limit in the middle of w3 (1.0–1.3 s): it must run on
+    // to the pause after it, or the next stream would hear half a word.
+    let fake = FakeTranscribe::start().await;
+    let settings = TranscribeSettings {
+        max_stream: Duration::from_millis(1_100),
+        ..settings(&fake)
+    };
+    let app = TestApp::spawn_with(&[], engine(Variant::Medical, settings)).await;
+    let mut ws = app.connect_ws().await;
+    let ready = ws.start(16_000, Enc::S16, 1).await;
+    let words: Vec<i16> = (1..=9).collect();
+    send_16k_live(&mut ws, &speech(16_000, &words)).await;
+    let end = ws.stop_and_collect().await;
+    assert_eq!(end.closed_reason(), CloseReason::ClientStop);
+    assert!(
+        end.errors().is_empty(),
+        "rotation is silent: {:?}",
+        end.errors()
+    );
+    let streams = fake.streams();
+    assert!(streams.len() >= 3, "{} streams for 4.5 s", streams.len());
+    assert!(
+        streams.iter().all(|s| s.status == 200 && s.ended),
+        "every stream was ended by the engine, none failed"
+    );
+    let heard = final_words(&end.msgs);
+    let texts: Vec<&str> = heard.iter().map(|w| w.word.as_str()).collect();
+    let expected: Vec<String> = words.iter().map(|k| format!("w{k}")).collect();
+    assert_eq!(texts, expected, "each word once, in order");
+    for (k, w) in heard.iter().enumerate() {
+        let start = k as f64 * 0.5;
+        assert!(
+            (w.start - start).abs() < 0.11 && (w.end - (start + 0.3)).abs() < 0.11,
+            "{} at {}–{} s in the client's audio, expected {start} s",
+            w.word,
+            w.start,
+            w.end
+        );
+    }
+    assert_every_result_finalized_once(&end.msgs);
+    let stored = app.stored("local", &ready.session_id).await;
+    assert_eq!(stored_text(&stored), expected.join(" "));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn acks_report_the_audio_waiting_for_the_service_as_engine_lag() {
+    // The first stream is refused and the retry waits 2–3 s; the client
+    // speaks on in real time meanwhile.
+    let fake = FakeTranscribe::start_with(vec![Plan::LimitExceeded, Plan::Normal]).await;
+    let settings = TranscribeSettings {
+        backoff: Duration::from_secs(2),
+        ..settings(&fake)
+    };
+    let app = TestApp::spawn_with(&[], engine(Variant::Medical, settings)).await;
+    let mut ws = app.connect_ws().await;
+    ws.start(16_000, Enc::S16, 1).await;
+    send_16k_live(&mut ws, &speech(16_000, &[1, 2, 3, 4, 5, 6])).await;
+    let end = ws.stop_and_collect().await;
+    assert_eq!(end.closed_reason(), CloseReason::ClientStop);
+    let lags: Vec<u64> = acks(&end.msgs)
+        .iter()
+        .filter_map(|a| a.engine_lag_ms)
+        .collect();
+    let max = lags.iter().copied().max().unwrap_or(0);
+    assert!(
+        max >= 1_000,
+        "while the service refused, acks showed the audio waiting: {lags:?}"
+    );
+    assert_eq!(final_texts(&end.msgs), ["w1 w2 w3", "w4 w5 w6"]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn ready_reports_the_engine_not_ready_until_the_default_chain_has_credentials() {
+    // The real binary with a clean environment: no keys, no profile, no
+    // instance metadata, so the default AWS chain finds nothing.
+    let base = [
+        ("AUSCULT_ENGINE", "transcribe-medical"),
+        ("AUSCULT_TRANSCRIBE_REGION", "us-east-1"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let mut bare = ServerProcess::start(dir.path(), &base).await;
+    let ready = reqwest::get(format!("http://127.0.0.1:{}/ready", bare.port))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    let engine = &body["engines"]["transcribe-medical"];
+    assert_eq!(engine["ready"], false, "{body}");
+    assert!(
+        engine["detail"].as_str().unwrap().contains("credentials"),
+        "{body}"
+    );
+    bare.kill().await;
+
+    let mut with_keys = base.to_vec();
+    with_keys.extend([
+        ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        ),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut keyed = ServerProcess::start(dir.path(), &with_keys).await;
+    let ready = reqwest::get(format!("http://127.0.0.1:{}/ready", keyed.port))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(
+        body["engines"]["transcribe-medical"]["ready"], true,
+        "{body}"
+    );
+    keyed.kill().await;
+}
+
+#[tokio::test]
+async fn phi_entities_survive_a_takeover_that_rebuilds_the_transcript_from_the_database() {
+    let fake = FakeTranscribe::start().await;
+    fake.set_phi_words(&["w2"]);
+    let backend = Backend::embedded().await;
+    let timing = [
+        ("AUSCULT_CHUNK_FLUSH_SECS", "1"),
+        ("AUSCULT_SESSION_STALE_SECS", "3"),
+    ];
+    let endpoint = fake.endpoint();
+    let mut env = backend.process_env();
+    for (k, v) in timing.iter().chain(&[
+        ("AUSCULT_ENGINE", "transcribe-medical"),
+        ("AUSCULT_TRANSCRIBE_ENDPOINT", endpoint.as_str()),
+        ("AUSCULT_TRANSCRIBE_REGION", "us-east-1"),
+        ("AUSCULT_TRANSCRIBE_PHI", "true"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]) {
+        env.push(((*k).to_owned(), (*v).to_owned()));
+    }
+    let machine = tempfile::tempdir().unwrap();
+    let mut first = ServerProcess::start(machine.path(), &str_pairs(&env)).await;
+    let mut ws = WsClient::connect(&first.ws_url(), &[])
+        .await
+        .expect("upgrade");
+    let ready = ws.start(16_000, Enc::S16, 1).await;
+    let id = ready.session_id.clone();
+    send_16k(&mut ws, &speech(16_000, &[1, 2, 3])).await;
+    let heard = ws.expect_final().await;
+    assert_eq!(heard.text, "w1 w2 w3");
+    let chunks = format!("users/local/audio/sessions/{id}/chunks/");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while backend.list(&chunks).await.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "no chunk written");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The instance is lost; the transcript exists only as database rows.
+    first.kill().await;
+    drop(machine);
+    ws.drop_abruptly();
+
+    let second = TestApp::spawn_on(&backend, &timing).await;
+    backend.wait_for_status(&id, "recovered").await;
+    let stored = backend.stored("local", &id).await;
+    let t = &stored.transcript;
+    assert_eq!(t["text"], "w1 w2 w3");
+    assert_eq!(t["redacted_text"], "w1 [PHI] w3");
+    let segment = &t["segments"][0];
+    assert_eq!(segment["redacted_text"], "w1 [PHI] w3");
+    assert_eq!(segment["entities"][0]["content"], "w2");
+    assert!(
+        (segment["entities"][0]["start"].as_f64().unwrap() - 0.5).abs() < 0.11,
+        "{segment}"
+    );
+    second.stop().await;
 }

@@ -61,6 +61,8 @@ pub(super) struct Actor {
     finalized: HashSet<String>,
     /// Entities announced for finals not yet received, by result id.
     entities: HashMap<String, Vec<crate::protocol::Entity>>,
+    /// The latest partial of each result whose final has not arrived.
+    open_partials: Vec<TranscriptResult>,
     /// (seconds of audio received, when) for result-latency measurement.
     clock: VecDeque<(f64, Instant)>,
     started: Instant,
@@ -199,6 +201,7 @@ impl Actor {
             finals: Vec::new(),
             finalized: HashSet::new(),
             entities: HashMap::new(),
+            open_partials: Vec::new(),
             clock: VecDeque::new(),
             started: now,
             last_audio: now,
@@ -495,7 +498,10 @@ impl Actor {
             metrics::histogram!(telemetry::ENGINE_RESULT_LATENCY, "engine" => self.meta.engine.clone(), "kind" => kind)
                 .record(at.elapsed().as_secs_f64());
         }
-        if !r.is_partial {
+        self.open_partials.retain(|p| p.result_id != r.result_id);
+        if r.is_partial {
+            self.open_partials.push(r.clone());
+        } else {
             self.finalized.insert(r.result_id.clone());
             let entities = self.entities.remove(&r.result_id).unwrap_or_default();
             let redacted_text =
@@ -591,9 +597,13 @@ impl Actor {
     /// Flushes the resampler tail and the backlog into the engine, asks it to
     /// finish, and forwards its last results until it is done or `deadline` passes.
     pub(super) async fn drain_engine(&mut self, deadline: tokio::time::Instant) {
-        if self.engine_done {
-            return;
+        if !self.engine_done {
+            self.flush_engine(deadline).await;
         }
+        self.close_open_partials().await;
+    }
+
+    async fn flush_engine(&mut self, deadline: tokio::time::Instant) {
         let mut tail = Vec::new();
         self.resampler.finish(&mut tail);
         self.push_engine(tail);
@@ -639,6 +649,24 @@ impl Actor {
         }
         metrics::gauge!(telemetry::ENGINE_BACKLOG_BYTES).decrement(self.backlog_bytes as f64);
         self.backlog_bytes = 0;
+    }
+
+    /// Every `result_id` ends with exactly one final: a partial the engine
+    /// never finalized (it failed, or did not finish in time) becomes final
+    /// as last shown, so the words the clinician saw are also stored.
+    async fn close_open_partials(&mut self) {
+        let open = std::mem::take(&mut self.open_partials);
+        if open.is_empty() {
+            return;
+        }
+        tracing::info!(event = "open_partials_finalized", session_id = %self.meta.session_id, count = open.len());
+        for partial in open {
+            self.on_result(TranscriptResult {
+                is_partial: false,
+                ..partial
+            })
+            .await;
+        }
     }
 
     /// Stops accepting resumes: later attach attempts get `unknown_session`.

@@ -26,6 +26,8 @@ use tokio::sync::mpsc;
 /// What one request to the fake did.
 #[derive(Debug, Clone, Default)]
 pub struct FakeStream {
+    /// `HTTP/1.1` or `HTTP/2.0`.
+    pub version: String,
     pub path: String,
     pub target: String,
     pub headers: Vec<(String, String)>,
@@ -152,6 +154,7 @@ impl FakeTranscribe {
                 .to_owned()
         };
         let record = FakeStream {
+            version: format!("{:?}", req.version()),
             path: req.uri().path().to_owned(),
             target: header("x-amz-target"),
             headers: req

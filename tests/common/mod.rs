@@ -10,6 +10,7 @@ pub mod client;
 pub mod engine;
 pub mod fake_riva;
 pub mod fake_transcribe;
+pub mod h2c;
 pub mod login;
 pub mod moto;
 pub mod postgres;

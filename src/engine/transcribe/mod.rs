@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_config::BehaviorVersion;
-use aws_sdk_transcribestreaming::config::{Credentials, Region};
+use aws_sdk_transcribestreaming::config::{Credentials, Region, SharedHttpClient};
 use tokio::sync::{OnceCell, mpsc};
 
 use super::{Engine, EngineError, EngineStream, Readiness, STREAM_CHANNEL_DEPTH, StreamParams};
@@ -26,6 +26,10 @@ pub const STANDARD: &str = "transcribe";
 /// input (rather than native 16–48 kHz) keeps bandwidth and cost flat and the
 /// service transcribes speech no worse for it.
 const MEDICAL_RATE: u32 = 16_000;
+
+/// The service ends a stream after 4 hours; streams are rotated 5 minutes
+/// before that, so the service's own cut never lands mid-word.
+pub const DEFAULT_MAX_STREAM: Duration = Duration::from_secs(4 * 3600 - 300);
 
 /// Medical specialties the service accepts.
 pub const SPECIALTIES: &[&str] = &[
@@ -77,8 +81,13 @@ pub struct TranscribeSettings {
     pub max_attempts: u32,
     /// First retry backoff (doubles per attempt, with jitter).
     pub backoff: Duration,
+    /// A stream older than this is ended gracefully (its finals arrive) and
+    /// the session goes on on a new one, ahead of the service's 4-hour limit.
+    pub max_stream: Duration,
     /// Fixed credentials instead of the default chain (tests).
     pub credentials: Option<Credentials>,
+    /// Another HTTP client than the SDK's default (tests reach a fake over h2c).
+    pub http_client: Option<SharedHttpClient>,
 }
 
 impl Default for TranscribeSettings {
@@ -97,7 +106,9 @@ impl Default for TranscribeSettings {
             send_timeout: Duration::from_secs(10),
             max_attempts: 5,
             backoff: Duration::from_millis(250),
+            max_stream: DEFAULT_MAX_STREAM,
             credentials: None,
+            http_client: None,
         }
     }
 }
@@ -115,6 +126,7 @@ impl std::fmt::Debug for TranscribeSettings {
             .field("stability", &self.stability)
             .field("pii", &self.pii)
             .field("keepalive", &self.keepalive)
+            .field("max_stream", &self.max_stream)
             .field(
                 "credentials",
                 &self.credentials.as_ref().map(|_| "[REDACTED]"),
@@ -157,6 +169,9 @@ impl TranscribeEngine {
         }
         if let Some(credentials) = self.settings.credentials.clone() {
             loader = loader.credentials_provider(credentials);
+        }
+        if let Some(http_client) = self.settings.http_client.clone() {
+            loader = loader.http_client(http_client);
         }
         loader.load().await
     }
@@ -218,12 +233,20 @@ impl Engine for TranscribeEngine {
         let client = self.client().await.clone();
         let (audio_tx, audio_rx) = mpsc::channel(STREAM_CHANNEL_DEPTH);
         let (events_tx, events_rx) = mpsc::channel(STREAM_CHANNEL_DEPTH);
-        let run = stream::Run::new(client, self.variant, settings, params, events_tx);
+        let lag_ms = Arc::new(AtomicU64::new(0));
+        let run = stream::Run::new(
+            client,
+            self.variant,
+            settings,
+            params,
+            events_tx,
+            Arc::clone(&lag_ms),
+        );
         tokio::spawn(run.run(audio_rx));
         Ok(EngineStream {
             audio: audio_tx,
             events: events_rx,
-            lag_ms: Arc::new(AtomicU64::new(0)),
+            lag_ms,
         })
     }
 

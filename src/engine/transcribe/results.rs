@@ -140,8 +140,8 @@ impl Timeline {
         self.offset + (t - shift).max(0.0)
     }
 
-    /// The result and its entities, in session times.
-    pub fn map(&self, stream_no: u32, s: Segment) -> (TranscriptResult, Vec<Entity>) {
+    /// The result (under the protocol `result_id`) and its entities, in session times.
+    pub fn map(&self, result_id: String, s: Segment) -> (TranscriptResult, Vec<Entity>) {
         let entities = s
             .entities
             .into_iter()
@@ -152,7 +152,7 @@ impl Timeline {
             })
             .collect();
         let result = TranscriptResult {
-            result_id: format!("{stream_no}-{}", s.result_id),
+            result_id,
             is_partial: s.is_partial,
             start: self.to_session(s.start),
             end: self.to_session(s.end),
@@ -171,6 +171,40 @@ impl Timeline {
     }
 }
 
+/// Protocol `result_id`s for one stream's results: `{stream}-{ResultId}`,
+/// except that a partial left open by the previous stream (which failed
+/// before its final) is continued by this stream's first result. That result
+/// covers the same resent audio, so every partial the client saw gets its
+/// final and no words are shown twice.
+#[derive(Debug)]
+pub(super) struct ResultIds {
+    stream_no: u32,
+    carried: Option<String>,
+    continued_by: Option<String>,
+}
+
+impl ResultIds {
+    pub fn new(stream_no: u32, carried: Option<String>) -> Self {
+        ResultIds {
+            stream_no,
+            carried,
+            continued_by: None,
+        }
+    }
+
+    pub fn protocol_id(&mut self, service_id: &str) -> String {
+        if let Some(carried) = &self.carried {
+            let continued_by = self
+                .continued_by
+                .get_or_insert_with(|| service_id.to_owned());
+            if continued_by == service_id {
+                return carried.clone();
+            }
+        }
+        format!("{}-{service_id}", self.stream_no)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,5 +217,15 @@ mod tests {
         assert_eq!(t.to_session(1.0), 11.0);
         assert!((t.to_session(2.05) - 12.0).abs() < 1e-9);
         assert!((t.to_session(3.0) - 12.8).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_partial_left_open_is_continued_by_the_next_streams_first_result_only() {
+        let mut ids = ResultIds::new(2, Some("1-a".into()));
+        assert_eq!(ids.protocol_id("x"), "1-a");
+        assert_eq!(ids.protocol_id("x"), "1-a");
+        assert_eq!(ids.protocol_id("y"), "2-y");
+        let mut fresh = ResultIds::new(3, None);
+        assert_eq!(fresh.protocol_id("x"), "3-x");
     }
 }

@@ -2,6 +2,8 @@
 //! reopening a failed stream with the audio since the last final resent.
 
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use aws_sdk_transcribestreaming::Client;
@@ -15,10 +17,12 @@ use aws_sdk_transcribestreaming::types::{
     MediaEncoding, MedicalContentIdentificationType, MedicalTranscriptResultStream,
     PartialResultsStability, Specialty, TranscriptResultStream, Type,
 };
+use std::time::Duration;
 use tokio::sync::mpsc;
+
 use tokio::time::Instant;
 
-use super::results::{Segment, Timeline, from_medical, from_standard};
+use super::results::{ResultIds, Segment, Timeline, from_medical, from_standard};
 use super::{TranscribeSettings, Variant};
 use crate::engine::{EngineEvent, EngineInput, StreamParams};
 use crate::protocol::ErrorCode;
@@ -29,6 +33,8 @@ enum Outcome {
     Done,
     /// The session went away.
     Abandoned,
+    /// The stream reached its age limit, ended cleanly and gave its finals.
+    Rotated,
     /// The service failed the stream; `limit` for `LimitExceededException`.
     Failed { limit: bool, message: String },
 }
@@ -95,22 +101,88 @@ impl futures_util::Stream for AudioIn {
     }
 }
 
-pub(super) struct Run {
+/// What the session has given the engine and the service has not finalized.
+#[derive(Default)]
+struct Pending {
+    /// s16le session audio not yet covered by a final.
+    bytes: Vec<u8>,
+    /// Session sample index where `bytes` starts.
+    start: u64,
+    /// The session sent `Finish`.
+    finishing: bool,
+    /// The session went away.
+    gone: bool,
+}
+
+impl Pending {
+    /// Takes one message from the session.
+    fn take(&mut self, msg: Option<EngineInput>) {
+        match msg {
+            Some(EngineInput::Audio(samples)) => {
+                self.bytes.extend(
+                    samples.iter().flat_map(|s| {
+                        ((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes()
+                    }),
+                );
+            }
+            Some(EngineInput::Finish) => self.finishing = true,
+            None => self.gone = true,
+        }
+    }
+
+    /// Whether more session input can arrive.
+    fn open(&self) -> bool {
+        !self.finishing && !self.gone
+    }
+}
+
+/// One open stream.
+struct Live {
+    output: Output,
+    /// The SDK's audio input; `None` once its end frame is due.
+    sdk_tx: Option<mpsc::Sender<Vec<u8>>>,
+    ids: ResultIds,
+    timeline: Timeline,
+    rotate_at: Instant,
+    /// Ending at its age limit: no more audio, its finals still to come.
+    rotating: bool,
+    /// Seconds of audio (the client's and keepalive silence) it was given.
+    service_secs: f64,
+    /// Service seconds where the open partial ends (how far it has heard).
+    heard_secs: f64,
+    /// Bytes of [`Pending::bytes`] it was given.
+    sent: usize,
+    last_audio: Instant,
+}
+
+fn failed(message: &str) -> Outcome {
+    Outcome::Failed {
+        limit: false,
+        message: message.to_owned(),
+    }
+}
+
+/// How to reach the service for one session (fixed for the session).
+struct Service {
     client: Client,
     variant: Variant,
     settings: TranscribeSettings,
     params: StreamParams,
+}
+
+pub(super) struct Run {
+    service: Service,
     events: mpsc::Sender<EngineEvent>,
-    /// s16le session audio not yet covered by a final.
-    unfinal: Vec<u8>,
-    /// Session sample index where `unfinal` starts.
-    unfinal_start: u64,
-    /// The session sent `Finish`.
-    finishing: bool,
+    audio: Pending,
     streams_opened: u32,
-    /// Where `unfinal` started when a stream last ended with audible audio
+    /// Where `audio` started when a stream last ended with audible audio
     /// left unfinalized (see [`Run::finals_complete`]).
     suspect_end_at: Option<u64>,
+    /// The protocol id of a partial whose final has not arrived.
+    open_partial: Option<String>,
+    /// A final arrived since the last failure (failures count only in a row).
+    progress: bool,
+    lag_ms: Arc<AtomicU64>,
 }
 
 impl Run {
@@ -120,23 +192,31 @@ impl Run {
         settings: TranscribeSettings,
         params: StreamParams,
         events: mpsc::Sender<EngineEvent>,
+        lag_ms: Arc<AtomicU64>,
     ) -> Self {
         Run {
-            client,
-            variant,
-            settings,
-            params,
+            service: Service {
+                client,
+                variant,
+                settings,
+                params,
+            },
             events,
-            unfinal: Vec::new(),
-            unfinal_start: 0,
-            finishing: false,
+            audio: Pending::default(),
             streams_opened: 0,
             suspect_end_at: None,
+            open_partial: None,
+            progress: false,
+            lag_ms,
         }
     }
 
     fn rate(&self) -> u32 {
-        self.params.sample_rate
+        self.service.params.sample_rate
+    }
+
+    fn settings(&self) -> &TranscribeSettings {
+        &self.service.settings
     }
 
     /// Bytes in one 100 ms chunk.
@@ -145,26 +225,33 @@ impl Run {
     }
 
     pub(super) async fn run(mut self, mut input: mpsc::Receiver<EngineInput>) {
+        let session_id = self.service.params.session_id.clone();
         let mut failures = 0u32;
         loop {
-            let outcome = self.attempt(&mut input).await;
-            let (limit, message) = match outcome {
+            let (limit, message) = match self.attempt(&mut input).await {
                 Outcome::Done => {
                     let _ = self.events.send(EngineEvent::Finished).await;
                     return;
                 }
                 Outcome::Abandoned => return,
+                Outcome::Rotated => {
+                    tracing::info!(event = "transcribe_stream_rotated", session_id = %session_id, streams = self.streams_opened);
+                    continue;
+                }
                 Outcome::Failed { limit, message } => (limit, message),
             };
+            if std::mem::take(&mut self.progress) {
+                failures = 0;
+            }
             failures += 1;
             tracing::warn!(
                 event = "transcribe_stream_failed",
-                session_id = %self.params.session_id,
+                session_id = %session_id,
                 attempt = failures,
                 limit_exceeded = limit,
                 error = %message
             );
-            if failures >= self.settings.max_attempts {
+            if failures >= self.settings().max_attempts {
                 let _ = self.events.send(EngineEvent::Failed { message }).await;
                 return;
             }
@@ -180,108 +267,197 @@ impl Run {
                     message: warning.to_owned(),
                 })
                 .await;
-            let base = self.settings.backoff * 2u32.saturating_pow(failures - 1);
+            let base = self.settings().backoff * 2u32.saturating_pow(failures - 1);
             let jitter = base.mul_f64(fastrand::f64() * 0.5);
-            tokio::time::sleep(base + jitter).await;
+            // The client's audio keeps coming meanwhile; it shows as lag.
+            let wake = tokio::time::sleep(base + jitter);
+            tokio::pin!(wake);
+            loop {
+                tokio::select! {
+                    () = &mut wake => break,
+                    msg = input.recv(), if self.audio.open() => {
+                        self.audio.take(msg);
+                        self.publish_lag(0, 0.0);
+                    }
+                }
+            }
+            if self.audio.gone {
+                return;
+            }
         }
     }
 
     /// Opens one stream, resends the audio since the last final, then streams
-    /// until the end or a failure.
+    /// until the end, a failure, or the stream's age limit.
     async fn attempt(&mut self, input: &mut mpsc::Receiver<EngineInput>) -> Outcome {
-        let (sdk_tx, sdk_rx) = mpsc::channel::<Vec<u8>>(crate::engine::STREAM_CHANNEL_DEPTH);
-        let mut output =
-            match tokio::time::timeout(self.settings.send_timeout, self.open(sdk_rx)).await {
-                Ok(Ok(output)) => output,
-                Ok(Err(failed)) => return failed,
-                Err(_) => {
-                    return Outcome::Failed {
-                        limit: false,
-                        message: "opening the stream timed out".to_owned(),
-                    };
-                }
-            };
-        self.streams_opened += 1;
-        let stream_no = self.streams_opened;
-        let rate = f64::from(self.rate());
-        let mut timeline = Timeline::new(self.unfinal_start as f64 / rate);
-        let mut service_secs = 0.0;
-        let mut sent = 0usize;
-        let mut sdk_tx = Some(sdk_tx);
-        let mut last_audio = Instant::now();
+        let mut live = match self.open_stream(input).await {
+            Ok(live) => live,
+            Err(outcome) => return outcome,
+        };
         loop {
-            // Send every whole chunk we have (all of it once finishing).
-            while let Some(tx) = &sdk_tx {
-                let available = self.unfinal.len() - sent;
-                let take = if available >= self.chunk_bytes() {
-                    self.chunk_bytes()
-                } else if self.finishing && available > 0 {
-                    available
-                } else {
-                    break;
-                };
-                let chunk = self.unfinal[sent..sent + take].to_vec();
-                if !self.hand_over(tx, chunk).await {
-                    return Outcome::Failed {
-                        limit: false,
-                        message: "the stream stopped taking audio".to_owned(),
-                    };
-                }
-                sent += take;
-                service_secs += take as f64 / 2.0 / rate;
+            if let Err(outcome) = self.feed(&mut live).await {
+                return outcome;
             }
-            if self.finishing {
-                // Dropping the sender ends the SDK's input: it sends the end frame.
-                sdk_tx = None;
-            }
-            let keepalive = tokio::time::sleep_until(last_audio + self.settings.keepalive);
+            let keepalive = tokio::time::sleep_until(live.last_audio + self.settings().keepalive);
             tokio::select! {
-                msg = input.recv(), if !self.finishing => match msg {
-                    Some(EngineInput::Audio(samples)) => {
-                        last_audio = Instant::now();
-                        self.unfinal.extend(samples.iter().flat_map(|s| {
-                            ((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes()
-                        }));
+                msg = input.recv(), if self.audio.open() => {
+                    self.audio.take(msg);
+                    if self.audio.gone {
+                        return Outcome::Abandoned;
                     }
-                    Some(EngineInput::Finish) => self.finishing = true,
-                    None => return Outcome::Abandoned,
-                },
-                results = output.recv() => match results {
-                    Ok(Some(segments)) => {
-                        for segment in segments {
-                            let (result, entities) = timeline.map(stream_no, segment);
-                            if !self.deliver(result, entities, &mut sent).await {
-                                return Outcome::Abandoned;
-                            }
-                        }
+                    live.last_audio = Instant::now();
+                }
+                results = live.output.recv() => {
+                    if let Some(outcome) = self.on_results(&mut live, results).await {
+                        return outcome;
                     }
-                    Ok(None) if self.finishing && sdk_tx.is_none() && self.finals_complete() => {
-                        return Outcome::Done;
-                    }
-                    Ok(None) => {
-                        return Outcome::Failed {
-                            limit: false,
-                            message: "the service ended the stream early".to_owned(),
-                        };
-                    }
-                    Err((limit, message)) => return Outcome::Failed { limit, message },
-                },
-                () = keepalive, if sdk_tx.is_some() => {
-                    let silence = vec![0u8; self.chunk_bytes()];
-                    timeline.silence.push((service_secs, 0.1));
-                    service_secs += 0.1;
-                    last_audio = Instant::now();
-                    if let Some(tx) = &sdk_tx
-                        && !self.hand_over(tx, silence).await
-                    {
-                        return Outcome::Failed {
-                            limit: false,
-                            message: "the stream stopped taking audio".to_owned(),
-                        };
+                }
+                () = keepalive, if live.sdk_tx.is_some() => {
+                    if let Err(outcome) = self.keepalive(&mut live).await {
+                        return outcome;
                     }
                 }
             }
         }
+    }
+
+    /// Opens a stream; the client's audio keeps coming meanwhile.
+    async fn open_stream(
+        &mut self,
+        input: &mut mpsc::Receiver<EngineInput>,
+    ) -> Result<Live, Outcome> {
+        let (sdk_tx, sdk_rx) = mpsc::channel::<Vec<u8>>(crate::engine::STREAM_CHANNEL_DEPTH);
+        let send_timeout = self.settings().send_timeout;
+        let opened = {
+            let opening = tokio::time::timeout(send_timeout, self.service.open(sdk_rx));
+            tokio::pin!(opening);
+            loop {
+                tokio::select! {
+                    opened = &mut opening => break opened,
+                    msg = input.recv(), if self.audio.open() => self.audio.take(msg),
+                }
+            }
+        };
+        if self.audio.gone {
+            return Err(Outcome::Abandoned);
+        }
+        let output = match opened {
+            Ok(Ok(output)) => output,
+            Ok(Err(failed)) => return Err(failed),
+            Err(_) => return Err(failed("opening the stream timed out")),
+        };
+        self.streams_opened += 1;
+        let now = Instant::now();
+        Ok(Live {
+            output,
+            sdk_tx: Some(sdk_tx),
+            ids: ResultIds::new(self.streams_opened, self.open_partial.clone()),
+            timeline: Timeline::new(self.audio.start as f64 / f64::from(self.rate())),
+            rotate_at: now + self.settings().max_stream,
+            rotating: false,
+            service_secs: 0.0,
+            heard_secs: 0.0,
+            sent: 0,
+            last_audio: now,
+        })
+    }
+
+    /// Hands the stream every whole chunk there is (all of it once
+    /// finishing), up to a rotation point, and ends its input when done.
+    async fn feed(&mut self, live: &mut Live) -> Result<(), Outcome> {
+        let rate = f64::from(self.rate());
+        while !live.rotating
+            && let Some(tx) = &live.sdk_tx
+        {
+            let available = self.audio.bytes.len() - live.sent;
+            let take = if available >= self.chunk_bytes() {
+                self.chunk_bytes()
+            } else if self.audio.finishing && available > 0 {
+                available
+            } else {
+                break;
+            };
+            let chunk = &self.audio.bytes[live.sent..live.sent + take];
+            if rotation_point(live.rotate_at, chunk) {
+                live.rotating = true;
+                break;
+            }
+            if !self.hand_over(tx, chunk.to_vec()).await {
+                return Err(failed("the stream stopped taking audio"));
+            }
+            live.sent += take;
+            live.service_secs += take as f64 / 2.0 / rate;
+        }
+        let behind = if self.open_partial.is_some() {
+            live.service_secs - live.heard_secs
+        } else {
+            0.0
+        };
+        self.publish_lag(live.sent, behind);
+        if self.audio.finishing || live.rotating {
+            // Dropping the sender ends the SDK's input: it sends the end frame.
+            live.sdk_tx = None;
+        }
+        Ok(())
+    }
+
+    /// Forwards what the service sent; `Some` when the stream is over.
+    async fn on_results(
+        &mut self,
+        live: &mut Live,
+        results: Result<Option<Vec<Segment>>, (bool, String)>,
+    ) -> Option<Outcome> {
+        match results {
+            Ok(Some(segments)) => {
+                for segment in segments {
+                    if segment.is_partial {
+                        live.heard_secs = segment.end;
+                    }
+                    let id = live.ids.protocol_id(&segment.result_id);
+                    let (result, entities) = live.timeline.map(id, segment);
+                    if !self.deliver(result, entities, &mut live.sent).await {
+                        return Some(Outcome::Abandoned);
+                    }
+                }
+                None
+            }
+            // The old stream gave its finals; the rest goes on a new one.
+            Ok(None) if live.rotating => Some(Outcome::Rotated),
+            Ok(None) if self.audio.finishing && live.sdk_tx.is_none() && self.finals_complete() => {
+                Some(Outcome::Done)
+            }
+            Ok(None) => Some(failed("the service ended the stream early")),
+            Err((limit, message)) => Some(Outcome::Failed { limit, message }),
+        }
+    }
+
+    /// The client is pausing: 100 ms of silence keeps the stream alive, or,
+    /// past the stream's age limit, the pause is where it rotates.
+    async fn keepalive(&mut self, live: &mut Live) -> Result<(), Outcome> {
+        if Instant::now() >= live.rotate_at {
+            live.rotating = true;
+            return Ok(());
+        }
+        live.timeline.silence.push((live.service_secs, 0.1));
+        live.service_secs += 0.1;
+        live.last_audio = Instant::now();
+        let silence = vec![0u8; self.chunk_bytes()];
+        if let Some(tx) = &live.sdk_tx
+            && !self.hand_over(tx, silence).await
+        {
+            return Err(failed("the stream stopped taking audio"));
+        }
+        Ok(())
+    }
+
+    /// How far results trail the client's audio: audio not yet handed to the
+    /// service, plus, while a result is open, how far the service's words
+    /// trail what it was given.
+    fn publish_lag(&self, sent: usize, behind_secs: f64) {
+        let unsent = (self.audio.bytes.len() - sent.min(self.audio.bytes.len())) as u64 / 2;
+        let ms =
+            unsent * 1000 / u64::from(self.rate().max(1)) + (behind_secs.max(0.0) * 1000.0) as u64;
+        self.lag_ms.store(ms, Ordering::Relaxed);
     }
 
     /// Whether a stream that ended after our end of audio gave all its finals.
@@ -293,15 +469,16 @@ impl Run {
         const AUDIBLE: i16 = 1_000;
         // At least 100 ms of it: a resampler's ringing after the last word is not speech.
         let audible = self
-            .unfinal
+            .audio
+            .bytes
             .chunks_exact(2)
             .filter(|b| i16::from_le_bytes([b[0], b[1]]).unsigned_abs() > AUDIBLE as u16)
             .count()
             >= self.rate() as usize / 10;
-        if !audible || self.suspect_end_at == Some(self.unfinal_start) {
+        if !audible || self.suspect_end_at == Some(self.audio.start) {
             return true;
         }
-        self.suspect_end_at = Some(self.unfinal_start);
+        self.suspect_end_at = Some(self.audio.start);
         false
     }
 
@@ -313,13 +490,19 @@ impl Run {
         entities: Vec<crate::protocol::Entity>,
         sent: &mut usize,
     ) -> bool {
-        if !result.is_partial {
+        if result.is_partial {
+            self.open_partial = Some(result.result_id.clone());
+        } else {
+            self.progress = true;
+            if self.open_partial.as_ref() == Some(&result.result_id) {
+                self.open_partial = None;
+            }
             let end = (result.end * f64::from(self.rate())).round() as u64;
-            let covered = end.saturating_sub(self.unfinal_start) as usize * 2;
+            let covered = end.saturating_sub(self.audio.start) as usize * 2;
             let drop = covered.min(*sent);
-            self.unfinal.drain(..drop);
+            self.audio.bytes.drain(..drop);
             *sent -= drop;
-            self.unfinal_start += drop as u64 / 2;
+            self.audio.start += drop as u64 / 2;
             if !entities.is_empty() {
                 let announce = EngineEvent::Entities {
                     result_id: result.result_id.clone(),
@@ -338,15 +521,43 @@ impl Run {
 
     async fn hand_over(&self, tx: &mpsc::Sender<Vec<u8>>, chunk: Vec<u8>) -> bool {
         matches!(
-            tokio::time::timeout(self.settings.send_timeout, tx.send(chunk)).await,
+            tokio::time::timeout(self.settings().send_timeout, tx.send(chunk)).await,
             Ok(Ok(()))
         )
     }
+}
 
+/// How long past its age limit a stream waits for a quiet chunk to end on,
+/// before it is ended even mid-speech (still ahead of the 4-hour cut).
+pub(super) const ROTATION_GRACE: Duration = Duration::from_secs(60);
+
+/// Whether a stream past its age limit ends before `chunk`: ahead of the
+/// service's 4-hour cut the stream is ended cleanly (its finals still arrive)
+/// and the session goes on on a new one. It ends before a quiet chunk, so no
+/// word is split across two streams (the second would hear half a word).
+fn rotation_point(rotate_at: Instant, chunk: &[u8]) -> bool {
+    let now = Instant::now();
+    now >= rotate_at && (quiet(chunk) || now >= rotate_at + ROTATION_GRACE)
+}
+
+/// Whether s16le audio is below 1% of full scale (RMS): a pause, not speech.
+fn quiet(chunk: &[u8]) -> bool {
+    let samples = chunk.len() / 2;
+    if samples == 0 {
+        return true;
+    }
+    let energy: f64 = chunk
+        .chunks_exact(2)
+        .map(|b| f64::from(i16::from_le_bytes([b[0], b[1]])).powi(2))
+        .sum();
+    (energy / samples as f64).sqrt() < 0.01 * 32768.0
+}
+
+impl Service {
     async fn open(&self, audio: mpsc::Receiver<Vec<u8>>) -> Result<Output, Outcome> {
         let s = &self.settings;
-        let rate = self.rate() as i32;
-        let failed = |limit: bool, message: String| Outcome::Failed { limit, message };
+        let rate = self.params.sample_rate as i32;
+        let refused = |limit: bool, message: String| Outcome::Failed { limit, message };
         match self.variant {
             Variant::Medical => {
                 let mut req = self
@@ -365,7 +576,7 @@ impl Run {
                 }
                 match req.send().await {
                     Ok(out) => Ok(Output::Medical(Box::new(out))),
-                    Err(e) => Err(failed(
+                    Err(e) => Err(refused(
                         e.code() == Some("LimitExceededException"),
                         DisplayErrorContext(&e).to_string(),
                     )),
@@ -395,7 +606,7 @@ impl Run {
                 }
                 match req.send().await {
                     Ok(out) => Ok(Output::Standard(Box::new(out))),
-                    Err(e) => Err(failed(
+                    Err(e) => Err(refused(
                         e.code() == Some("LimitExceededException"),
                         DisplayErrorContext(&e).to_string(),
                     )),
