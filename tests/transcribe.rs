@@ -359,6 +359,7 @@ async fn the_standard_engine_keeps_8k_audio_at_8k_in_the_sessions_language() {
     let fake = FakeTranscribe::start().await;
     let settings = TranscribeSettings {
         stability: Some("high".into()),
+        pii: Some("identify".into()),
         ..settings(&fake)
     };
     let app = TestApp::spawn_with(&[], engine(Variant::Standard, settings)).await;
@@ -381,6 +382,15 @@ async fn the_standard_engine_keeps_8k_audio_at_8k_in_the_sessions_language() {
         s.header("x-amzn-transcribe-partial-results-stability"),
         Some("high")
     );
+    assert_eq!(
+        s.header("x-amzn-transcribe-enable-partial-results-stabilization"),
+        Some("true")
+    );
+    assert_eq!(
+        s.header("x-amzn-transcribe-content-identification-type"),
+        Some("PII")
+    );
+    assert_eq!(s.header("x-amzn-transcribe-content-redaction-type"), None);
     assert_eq!(s.audio, audio, "8 kHz PCM reaches the service unchanged");
     assert_eq!(final_texts(&end.msgs), ["w1 w2 w3"]);
     app.stop().await;
@@ -664,4 +674,83 @@ async fn phi_entities_survive_a_takeover_that_rebuilds_the_transcript_from_the_d
         "{segment}"
     );
     second.stop().await;
+}
+
+#[tokio::test]
+async fn configured_options_reach_the_service_as_its_request_headers() {
+    let fake = FakeTranscribe::start().await;
+    let medical = TranscribeSettings {
+        speaker_labels: true,
+        vocabulary: Some("cardiology-terms".into()),
+        ..settings(&fake)
+    };
+    let standard = TranscribeSettings {
+        pii: Some("redact".into()),
+        ..settings(&fake)
+    };
+    let engines: Vec<SharedEngine> = vec![
+        Arc::new(TranscribeEngine::new(Variant::Medical, medical)),
+        Arc::new(TranscribeEngine::new(Variant::Standard, standard)),
+    ];
+    let app = TestApp::spawn_with(&[], engines).await;
+    for name in ["transcribe-medical", "transcribe"] {
+        let mut ws = app.connect_ws().await;
+        let mut start = start_json(16_000, Enc::S16.name(), 1);
+        start["engine"] = name.into();
+        ws.send_json(&start).await;
+        ws.expect_ready().await;
+        send_16k(&mut ws, &speech(16_000, &[1])).await;
+        let end = ws.stop_and_collect().await;
+        assert_eq!(final_texts(&end.msgs), ["w1"], "{name}");
+    }
+    let streams = fake.streams();
+    let (medical, standard) = (&streams[0], &streams[1]);
+    assert_eq!(medical.path, "/medical-stream-transcription");
+    assert_eq!(
+        medical.header("x-amzn-transcribe-show-speaker-label"),
+        Some("true")
+    );
+    assert_eq!(
+        medical.header("x-amzn-transcribe-vocabulary-name"),
+        Some("cardiology-terms")
+    );
+    assert_eq!(standard.path, "/stream-transcription");
+    assert_eq!(
+        standard.header("x-amzn-transcribe-content-redaction-type"),
+        Some("PII")
+    );
+    assert_eq!(
+        standard.header("x-amzn-transcribe-show-speaker-label"),
+        Some("false")
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_service_that_never_answers_is_given_up_on_after_the_send_timeout_and_retried() {
+    let fake = FakeTranscribe::start_with(vec![Plan::NoAnswer, Plan::Normal]).await;
+    let settings = TranscribeSettings {
+        send_timeout: Duration::from_secs(1),
+        ..settings(&fake)
+    };
+    let app = TestApp::spawn_with(&[], engine(Variant::Medical, settings)).await;
+    let mut ws = app.connect_ws().await;
+    let ready = ws.start(16_000, Enc::S16, 1).await;
+    let audio = speech(16_000, &[1, 2, 3, 4]);
+    send_16k(&mut ws, &audio).await;
+    let end = ws.stop_and_collect().await;
+    assert_eq!(end.closed_reason(), CloseReason::ClientStop);
+    let codes: Vec<_> = end.errors().iter().map(|e| (e.code, e.fatal)).collect();
+    assert_eq!(codes, [(ErrorCode::EngineRetrying, false)]);
+    let statuses: Vec<u16> = fake.streams().iter().map(|s| s.status).collect();
+    assert_eq!(statuses, [0, 200]);
+    assert_eq!(final_texts(&end.msgs), ["w1 w2 w3", "w4"]);
+    assert_eq!(
+        fake.streams()[1].audio.len(),
+        audio.len(),
+        "the second stream got all the audio that waited"
+    );
+    let stored = app.stored("local", &ready.session_id).await;
+    assert_eq!(stored_text(&stored), "w1 w2 w3 w4");
+    app.stop().await;
 }

@@ -66,6 +66,8 @@ pub enum Plan {
     /// Answer 200, then after this many seconds of audio end the response
     /// quietly, as at the 4-hour stream limit.
     HangUpAfter(f64),
+    /// Accept the request and never answer it (status recorded as 0).
+    NoAnswer,
 }
 
 struct State {
@@ -109,7 +111,12 @@ impl FakeTranscribe {
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
                         let fake = fake.clone();
-                        async move { Ok::<_, std::convert::Infallible>(fake.handle(req)) }
+                        async move {
+                            match fake.handle(req) {
+                                Some(response) => Ok::<_, std::convert::Infallible>(response),
+                                None => std::future::pending().await,
+                            }
+                        }
                     });
                     let _ = hyper_util::server::conn::auto::Builder::new(
                         hyper_util::rt::TokioExecutor::new(),
@@ -145,7 +152,8 @@ impl FakeTranscribe {
         self.state.lock().unwrap().timeouts
     }
 
-    fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+    /// The response to one request; `None` for a request never answered.
+    fn handle(&self, req: Request<Incoming>) -> Option<Response<Body>> {
         let header = |name: &str| {
             req.headers()
                 .get(name)
@@ -174,10 +182,10 @@ impl FakeTranscribe {
                 s.plans.front().cloned().unwrap_or(Plan::Normal)
             };
             let mut record = record;
-            record.status = if matches!(plan, Plan::LimitExceeded) {
-                429
-            } else {
-                200
+            record.status = match plan {
+                Plan::LimitExceeded => 429,
+                Plan::NoAnswer => 0,
+                _ => 200,
             };
             s.streams.push(record);
             (
@@ -187,6 +195,9 @@ impl FakeTranscribe {
                 s.no_audio_timeout,
             )
         };
+        if matches!(plan, Plan::NoAnswer) {
+            return None;
+        }
         if matches!(plan, Plan::LimitExceeded) {
             let (tx, rx) = mpsc::channel(1);
             let _ = tx.try_send(Ok(Frame::data(Bytes::from_static(
@@ -200,7 +211,7 @@ impl FakeTranscribe {
                 "LimitExceededException:".parse().unwrap(),
             );
             h.insert("content-type", "application/json".parse().unwrap());
-            return resp;
+            return Some(resp);
         }
         let (tx, rx) = mpsc::channel(64);
         let state = self.state.clone();
@@ -220,7 +231,7 @@ impl FakeTranscribe {
         );
         resp.headers_mut()
             .insert("x-amzn-request-id", "fake-request".parse().unwrap());
-        resp
+        Some(resp)
     }
 }
 
