@@ -22,8 +22,11 @@ mkdir -p "$OUT"
 : > "$OUT/load.jsonl"
 : > "$OUT/load.txt"
 
-log "building release binaries"
-cargo build --release --bin auscult --bin auscult-load
+# The loadtest engine needs no speech model: skip building CTranslate2
+# (FEATURES="" builds the default, Whisper included; the session path is the same).
+FEATURES="${FEATURES---no-default-features}"
+log "building release binaries ($FEATURES)"
+cargo build --release $FEATURES --bin auscult --bin auscult-load
 BIN="$CARGO_TARGET_DIR/release"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 

@@ -168,6 +168,14 @@ impl App {
                 stop_sync.clone(),
             )),
         ];
+        // A user disabled on any instance loses a recording in progress here
+        // within one heartbeat interval.
+        background.push(tokio::spawn(
+            self.state
+                .sessions
+                .clone()
+                .run_revocation(self.config.chunk_flush_interval, stop_sync.clone()),
+        ));
         background.push(tokio::spawn(login_sessions::run_cleanup(
             self.stores.metadata.clone(),
             self.config.login_idle.min(LOGIN_CLEANUP_INTERVAL),

@@ -52,7 +52,8 @@ enum UsersCommand {
     },
     /// List users: name, disabled, created.
     List,
-    /// Disable a user: it can no longer log in, and its logins end.
+    /// Disable a user: it can no longer log in, its logins end, and its
+    /// recordings in progress end (their audio is stored).
     Disable { name: String },
 }
 

@@ -8,6 +8,7 @@ mod common;
 
 use std::time::Duration;
 
+use auscult::protocol::CloseReason;
 use common::login::*;
 use common::*;
 use secrecy::SecretString;
@@ -28,6 +29,7 @@ on_both_databases!(
     a_login_cookie_opens_a_websocket_whose_session_is_stored_under_that_user,
     an_open_websocket_keeps_its_login_alive,
     bearer_tokens_still_work_beside_accounts,
+    a_user_disabled_while_recording_is_cut_off_with_what_was_sent_stored,
 );
 
 fn audit_row(action: &str, user: Option<&str>, ip: Option<&str>, detail: Option<&str>) -> AuditRow {
@@ -560,5 +562,65 @@ async fn a_session_resumed_with_the_login_cookie_stays_with_its_user() {
     let key = format!("users/alice/audio/sessions/{id}/audio.wav");
     let wav = parse_wav(&std::fs::read(app.object_path(&key)).expect("stored audio"));
     assert!(wav.data == audio);
+    app.stop().await;
+}
+
+async fn a_user_disabled_while_recording_is_cut_off_with_what_was_sent_stored(db: AccountsDb) {
+    db.add_user("alice").await;
+    db.add_user("bob").await;
+    // Instances look for disabled users once per heartbeat interval.
+    let app = db
+        .spawn_app(&[
+            ("AUSCULT_CHUNK_FLUSH_SECS", "1"),
+            ("AUSCULT_SESSION_STALE_SECS", "5"),
+        ])
+        .await;
+    let mut recording = Vec::new();
+    for user in ["alice", "bob"] {
+        let cookie = logged_in(&app, user).await;
+        let mut ws = WsClient::connect(&app.ws_url(), &[("cookie", &cookie.header())])
+            .await
+            .expect("upgrade with the login cookie");
+        let ready = ws.start(16_000, Enc::S16, 1).await;
+        let audio = tone(Enc::S16, 16_000, 1, 0.5);
+        ws.send_audio(&audio, 3200).await;
+        ws.wait_durable(audio.len() as u64).await;
+        recording.push((cookie, ws, ready.session_id, audio));
+    }
+
+    // Disabled from another process, as an operator would: only the database changes.
+    let url = db.url();
+    let out = common::process::command(&[("AUSCULT_DATABASE_URL", url.as_str())])
+        .args(["users", "disable", "alice"])
+        .output()
+        .await
+        .expect("run auscult users disable");
+    assert!(out.status.success(), "{out:?}");
+
+    let (alice_cookie, mut alice_ws, alice_session, alice_audio) = recording.remove(0);
+    let end = alice_ws.collect_until_close().await;
+    assert_eq!(end.closed_reason(), CloseReason::AccessRevoked);
+    let key = format!("users/alice/audio/sessions/{alice_session}/audio.wav");
+    assert_eq!(end.stored().audio, key);
+    let wav = parse_wav(&std::fs::read(app.object_path(&key)).expect("stored audio"));
+    assert!(wav.data == alice_audio, "everything alice sent is stored");
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(app.object_path(&key.replace("audio.wav", "manifest.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["close_reason"], "access_revoked");
+    let again = WsClient::connect(&app.ws_url(), &[("cookie", &alice_cookie.header())]).await;
+    assert_eq!(again.err().as_ref().and_then(refused_status), Some(401));
+
+    // Bob records on, untouched.
+    let (_, mut bob_ws, bob_session, mut bob_audio) = recording.remove(0);
+    let more = tone(Enc::S16, 16_000, 1, 0.5);
+    bob_ws.send_audio(&more, 3200).await;
+    bob_audio.extend_from_slice(&more);
+    let end = bob_ws.stop_and_collect().await;
+    assert_eq!(end.closed_reason(), CloseReason::ClientStop);
+    let key = format!("users/bob/audio/sessions/{bob_session}/audio.wav");
+    let wav = parse_wav(&std::fs::read(app.object_path(&key)).expect("stored audio"));
+    assert!(wav.data == bob_audio, "everything bob sent is stored");
     app.stop().await;
 }

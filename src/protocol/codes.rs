@@ -79,6 +79,8 @@ pub enum CloseReason {
     StoragePending,
     /// The server process died mid-session; the session was stored from its spool at restart.
     Recovered,
+    /// The session's user was disabled while recording; what was sent is stored.
+    AccessRevoked,
 }
 
 impl CloseReason {
@@ -92,6 +94,7 @@ impl CloseReason {
             CloseReason::EngineFailed => "engine_failed",
             CloseReason::StoragePending => "storage_pending",
             CloseReason::Recovered => "recovered",
+            CloseReason::AccessRevoked => "access_revoked",
         }
     }
 
@@ -102,6 +105,7 @@ impl CloseReason {
                 CloseCode::Normal
             }
             CloseReason::ServerShutdown => CloseCode::GoingAway,
+            CloseReason::AccessRevoked => CloseCode::Policy,
             CloseReason::BufferLimit
             | CloseReason::EngineFailed
             | CloseReason::StoragePending

@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use super::link::{ClientLink, Inbound};
 use super::manager::Shared;
@@ -43,6 +44,8 @@ pub(super) struct Opening {
     pub start: StartMsg,
     pub link: ClientLink,
     pub attach_rx: mpsc::Receiver<Attach>,
+    /// Cancelled when the session's user loses access (disabled).
+    pub revoked: CancellationToken,
 }
 
 pub(super) struct Actor {
@@ -55,6 +58,7 @@ pub(super) struct Actor {
     backlog_bytes: u64,
     link: Option<ClientLink>,
     attach_rx: mpsc::Receiver<Attach>,
+    revoked: CancellationToken,
     write_buf: Vec<u8>,
     mono: Vec<f32>,
     pub(super) finals: Vec<FinalSegment>,
@@ -196,6 +200,7 @@ impl Actor {
             backlog_bytes: 0,
             link: Some(o.link),
             attach_rx: o.attach_rx,
+            revoked: o.revoked,
             write_buf: Vec::new(),
             mono: Vec::new(),
             finals: Vec::new(),
@@ -244,11 +249,13 @@ impl Actor {
         let idle = tokio::time::sleep(settings.idle_timeout);
         tokio::pin!(max_duration, idle);
         let shutdown = self.shared.shutdown.clone();
+        let revoked = self.revoked.clone();
         loop {
             let backlog_waiting = !self.backlog.is_empty();
             let engine_sender = self.engine.audio.clone();
             let wake = tokio::select! {
                 () = shutdown.cancelled() => Wake::End(CloseReason::ServerShutdown),
+                () = revoked.cancelled() => Wake::End(CloseReason::AccessRevoked),
                 msg = recv_link(&mut self.link) => Wake::Inbound(msg),
                 event = self.engine.events.recv(), if !self.engine_done => Wake::Engine(event),
                 permit = engine_sender.reserve_owned(), if backlog_waiting => Wake::EngineReady(permit.ok()),

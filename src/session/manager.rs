@@ -52,6 +52,8 @@ impl SessionSettings {
 pub(super) struct SessionHandle {
     pub user_id: String,
     pub attach: mpsc::Sender<Attach>,
+    /// Ends the session `access_revoked` (its user was disabled).
+    pub revoke: CancellationToken,
 }
 
 pub(super) struct Shared {
@@ -137,6 +139,56 @@ impl SessionManager {
     }
 
     /// Hands a new client connection to the session layer, as a tracked task.
+    /// Ends the live sessions of users who were disabled (on any instance:
+    /// `auscult users disable` only writes the database). Their audio so far
+    /// is stored as for any close; the session ends `access_revoked`.
+    /// Returns how many sessions were ended.
+    pub async fn revoke_disabled_users(&self) -> Result<usize, crate::storage::StorageError> {
+        let recording: std::collections::HashSet<String> = self
+            .shared
+            .sessions
+            .iter()
+            .map(|s| s.user_id.clone())
+            .collect();
+        if recording.is_empty() {
+            return Ok(0);
+        }
+        let disabled: std::collections::HashSet<String> = self
+            .shared
+            .stores
+            .metadata
+            .list_users()
+            .await?
+            .into_iter()
+            .filter(|u| u.disabled && recording.contains(&u.username))
+            .map(|u| u.username)
+            .collect();
+        let mut ended = 0;
+        for session in self.shared.sessions.iter() {
+            if disabled.contains(&session.user_id) && !session.revoke.is_cancelled() {
+                tracing::warn!(event = "session_access_revoked", session_id = %session.key(), user_id = %session.user_id);
+                session.revoke.cancel();
+                ended += 1;
+            }
+        }
+        Ok(ended)
+    }
+
+    /// Every `interval` until `stop`: [`SessionManager::revoke_disabled_users`].
+    pub async fn run_revocation(self, interval: Duration, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            if let Err(e) = self.revoke_disabled_users().await {
+                crate::telemetry::storage_failure("metadata", "revocation", &e);
+            }
+        }
+    }
+
     pub fn accept(&self, user_id: String, link: ClientLink) {
         let shared = Arc::clone(&self.shared);
         self.shared
@@ -327,11 +379,13 @@ async fn new_session(
     };
     let session_id = uuid::Uuid::now_v7().to_string();
     let (attach_tx, attach_rx) = mpsc::channel(4);
+    let revoked = CancellationToken::new();
     shared.sessions.insert(
         session_id.clone(),
         SessionHandle {
             user_id: user_id.clone(),
             attach: attach_tx,
+            revoke: revoked.clone(),
         },
     );
     let opened = actor::Actor::open(
@@ -344,6 +398,7 @@ async fn new_session(
             start,
             link,
             attach_rx,
+            revoked,
         },
     )
     .await;
