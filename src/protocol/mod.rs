@@ -106,16 +106,40 @@ pub struct Entity {
 }
 
 impl Entity {
-    /// `text` with every entity's content replaced by `[PHI]`.
+    /// `text` with every entity's content replaced by `[PHI]`, where it
+    /// stands as whole words: "45" is redacted in "aged 45," but not in
+    /// "145 mg".
     pub fn redact(text: &str, entities: &[Entity]) -> String {
         let mut out = text.to_owned();
         for e in entities {
-            if !e.content.is_empty() {
-                out = out.replace(&e.content, "[PHI]");
-            }
+            out = replace_words(&out, e.content.trim(), "[PHI]");
         }
         out
     }
+}
+
+/// `text` with each occurrence of `find` that is not part of a longer word replaced.
+fn replace_words(text: &str, find: &str, with: &str) -> String {
+    if find.is_empty() {
+        return text.to_owned();
+    }
+    let is_word = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(find) {
+        let end = at + find.len();
+        let before = rest[..at].chars().next_back().or(out.chars().next_back());
+        let after = rest[end..].chars().next();
+        out.push_str(&rest[..at]);
+        if is_word(before) || is_word(after) {
+            out.push_str(find);
+        } else {
+            out.push_str(with);
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -178,6 +202,30 @@ impl ServerMsg {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn entities_are_redacted_as_whole_words_only() {
+        let entity = |content: &str| super::Entity {
+            category: "PHI".into(),
+            start: 0.0,
+            end: 1.0,
+            content: content.into(),
+            confidence: None,
+        };
+        let text = "Jane Roe, aged 45, takes 145 mg; Jane's chart.";
+        assert_eq!(
+            super::Entity::redact(text, &[entity("Jane Roe"), entity("45")]),
+            "[PHI], aged [PHI], takes 145 mg; Jane's chart."
+        );
+        assert_eq!(
+            super::Entity::redact("w2 w22 w2", &[entity("w2")]),
+            "[PHI] w22 [PHI]"
+        );
+        assert_eq!(
+            super::Entity::redact("no entity", &[entity("")]),
+            "no entity"
+        );
+    }
+
     use super::*;
 
     #[test]
