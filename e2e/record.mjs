@@ -85,6 +85,11 @@ await runTest('record', async (cfg, open) => {
   const wav = speechWav(join(cfg.scratch, 'microphone.wav'), PHRASES, { rate: 48000 });
   const { page } = await open(wav);
   await signIn(page, cfg);
+  // The page fills the engine choice from /v1/engines once signed in.
+  await byTestId(page, 'engine-select')
+    .locator('option[value="whisper"]')
+    .waitFor({ state: 'attached', timeout: 10_000 })
+    .catch(() => {});
   const engines = await byTestId(page, 'engine-select').locator('option').evaluateAll((os) => os.map((o) => o.value));
   check(engines.includes('whisper'), `engine choice lacks whisper: ${engines}`);
   await byTestId(page, 'engine-select').selectOption('whisper');

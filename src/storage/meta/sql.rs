@@ -156,14 +156,17 @@ macro_rules! sql_store {
 
             async fn update_received(
                 &self,
-                session_id: &str,
-                received_bytes: u64,
+                updates: &[(String, u64)],
             ) -> Result<(), $crate::storage::StorageError> {
-                sqlx::query("UPDATE sessions SET received_bytes = $1 WHERE id = $2")
-                    .bind(received_bytes as i64)
-                    .bind(session_id)
-                    .execute(&self.pool)
-                    .await?;
+                let mut tx = self.pool.begin().await?;
+                for (session_id, received_bytes) in updates {
+                    sqlx::query("UPDATE sessions SET received_bytes = $1 WHERE id = $2")
+                        .bind(*received_bytes as i64)
+                        .bind(session_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
                 Ok(())
             }
 
