@@ -50,42 +50,25 @@ pub async fn heartbeat(stores: &Stores) {
     }
 }
 
-/// Writes one chunk for every live session with audio not yet in a chunk,
-/// then records the new byte counts in the database in one transaction.
+/// Writes one chunk for every live session with audio not yet in a chunk.
 pub async fn flush_all(live: &LiveSpools, stores: &Stores) {
-    let flushed: Vec<(String, u64)> = futures_util::stream::iter(live.snapshot())
-        .map(|spool| async move {
-            match flush_one(stores, &spool).await {
-                Ok(flushed) => flushed.map(|end| (spool.meta.session_id.clone(), end)),
-                Err(e) => {
-                    // Not advanced: the next round writes this audio in a larger chunk.
-                    telemetry::storage_failure("chunk", &spool.meta.session_id, &e);
-                    None
-                }
+    futures_util::stream::iter(live.snapshot())
+        .for_each_concurrent(CONCURRENT_UPLOADS, |spool| async move {
+            if let Err(e) = flush_one(stores, &spool).await {
+                // Not advanced: the next round writes this audio in a larger chunk.
+                telemetry::storage_failure("chunk", &spool.meta.session_id, &e);
             }
         })
-        .buffer_unordered(CONCURRENT_UPLOADS)
-        .filter_map(std::future::ready)
-        .collect()
         .await;
-    if flushed.is_empty() {
-        return;
-    }
-    if let Err(e) = stores.metadata.update_received(&flushed).await {
-        telemetry::storage_failure("metadata", &stores.instance_id, &e);
-    }
 }
 
 /// Writes the audio appended since the session's last chunk as its next
-/// chunk. Returns the session's byte count now in chunks, if a chunk was written.
-pub async fn flush_one(
-    stores: &Stores,
-    spool: &Arc<LiveSpool>,
-) -> Result<Option<u64>, StorageError> {
+/// chunk. Returns whether a chunk was written.
+pub async fn flush_one(stores: &Stores, spool: &Arc<LiveSpool>) -> Result<bool, StorageError> {
     let mut cursor = spool.chunks.lock().await;
     let (start, end) = (cursor.flushed, spool.data_len());
     if cursor.closed || end <= start {
-        return Ok(None);
+        return Ok(false);
     }
     let meta = &spool.meta;
     let keys = SessionKeys::new(&meta.user_id, &meta.session_id)
@@ -114,7 +97,10 @@ pub async fn flush_one(
     metrics::counter!(telemetry::CHUNKS_WRITTEN).increment(1);
     metrics::counter!(telemetry::CHUNK_BYTES).increment(end - start);
     tracing::debug!(event = "chunk_written", session_id = %meta.session_id, seq = chunk.seq, bytes = end - start);
-    Ok(Some(end))
+    if let Err(e) = stores.metadata.update_received(&meta.session_id, end).await {
+        telemetry::storage_failure("metadata", &meta.session_id, &e);
+    }
+    Ok(true)
 }
 
 /// Stops a closing session's chunks: waits for an upload in flight, then

@@ -177,10 +177,12 @@ pub trait MetadataStore: AccountStore + Send + Sync + 'static {
     /// Deletes a session's row and its segments together; `false` when there
     /// was no such session.
     async fn delete_session(&self, session_id: &str) -> Result<bool, StorageError>;
-    /// Records how much audio of each session is safe in object storage so
-    /// far (a round of chunk flushes), in one transaction: one commit per
-    /// round, not one per session. Unknown sessions are skipped.
-    async fn update_received(&self, updates: &[(String, u64)]) -> Result<(), StorageError>;
+    /// Records how much audio is safe in object storage so far (chunk flushes).
+    async fn update_received(
+        &self,
+        session_id: &str,
+        received_bytes: u64,
+    ) -> Result<(), StorageError>;
     /// Completes the row once everything is stored.
     async fn finish_session(
         &self,

@@ -156,17 +156,14 @@ macro_rules! sql_store {
 
             async fn update_received(
                 &self,
-                updates: &[(String, u64)],
+                session_id: &str,
+                received_bytes: u64,
             ) -> Result<(), $crate::storage::StorageError> {
-                let mut tx = self.pool.begin().await?;
-                for (session_id, received_bytes) in updates {
-                    sqlx::query("UPDATE sessions SET received_bytes = $1 WHERE id = $2")
-                        .bind(*received_bytes as i64)
-                        .bind(session_id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
+                sqlx::query("UPDATE sessions SET received_bytes = $1 WHERE id = $2")
+                    .bind(received_bytes as i64)
+                    .bind(session_id)
+                    .execute(&self.pool)
+                    .await?;
                 Ok(())
             }
 
