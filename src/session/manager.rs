@@ -138,7 +138,6 @@ impl SessionManager {
         self.shared.shutdown.is_cancelled()
     }
 
-    /// Hands a new client connection to the session layer, as a tracked task.
     /// Ends the live sessions of users who were disabled (on any instance:
     /// `auscult users disable` only writes the database). Their audio so far
     /// is stored as for any close; the session ends `access_revoked`.
@@ -189,6 +188,7 @@ impl SessionManager {
         }
     }
 
+    /// Hands a new client connection to the session layer, as a tracked task.
     pub fn accept(&self, user_id: String, link: ClientLink) {
         let shared = Arc::clone(&self.shared);
         self.shared
