@@ -116,6 +116,11 @@ impl Entity {
         }
         out
     }
+
+    /// The redacted variant stored beside `text`: only when there are entities.
+    pub fn redacted_variant(text: &str, entities: &[Entity]) -> Option<String> {
+        (!entities.is_empty()).then(|| Entity::redact(text, entities))
+    }
 }
 
 /// `text` with each occurrence of `find` that is not part of a longer word replaced.

@@ -511,8 +511,7 @@ impl Actor {
         } else {
             self.finalized.insert(r.result_id.clone());
             let entities = self.entities.remove(&r.result_id).unwrap_or_default();
-            let redacted_text =
-                (!entities.is_empty()).then(|| crate::protocol::Entity::redact(&r.text, &entities));
+            let redacted_text = crate::protocol::Entity::redacted_variant(&r.text, &entities);
             let segment = FinalSegment {
                 seq: self.finals.len() as u32,
                 result_id: r.result_id.clone(),

@@ -70,8 +70,7 @@ where
         result_id: row.try_get("result_id")?,
         start: row.try_get("start_s")?,
         end: row.try_get("end_s")?,
-        redacted_text: (!entities.is_empty())
-            .then(|| crate::protocol::Entity::redact(&text, &entities)),
+        redacted_text: crate::protocol::Entity::redacted_variant(&text, &entities),
         text,
         words: serde_json::from_str(&words).unwrap_or_default(),
         entities,
