@@ -142,6 +142,19 @@ impl AudioFormat {
     }
 }
 
+/// A mono `f32` sample in [-1, 1] as 16-bit PCM (what remote engines take).
+#[inline]
+pub fn to_s16(sample: f32) -> i16 {
+    (sample.clamp(-1.0, 1.0) * 32767.0).round() as i16
+}
+
+/// The samples of s16le bytes (a trailing odd byte is ignored).
+pub fn s16le_samples(bytes: &[u8]) -> impl Iterator<Item = i16> + '_ {
+    bytes
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+}
+
 #[inline]
 fn s16(lo: u8, hi: u8) -> f32 {
     f32::from(i16::from_le_bytes([lo, hi])) / 32768.0

@@ -37,6 +37,7 @@ use super::{
     Engine, EngineError, EngineEvent, EngineInput, EngineStream, Readiness, STREAM_CHANNEL_DEPTH,
     StreamParams, TranscriptResult,
 };
+use crate::audio::pcm::to_s16;
 use crate::config::RivaConfig;
 use crate::protocol::{ErrorCode, Word};
 
@@ -369,7 +370,7 @@ impl RivaStream {
             tokio::select! {
                 input = audio.recv(), if !*finishing => match input {
                     Some(EngineInput::Audio(chunk)) => {
-                        self.pending.extend(chunk.iter().map(|s| (s.clamp(-1.0, 1.0) * 32767.0).round() as i16));
+                        self.pending.extend(chunk.iter().map(|&s| to_s16(s)));
                         if self.send_ready(&mut call, false) {
                             last_sent = tokio::time::Instant::now();
                         }

@@ -24,6 +24,7 @@ use tokio::time::Instant;
 
 use super::results::{ResultIds, Segment, Timeline, from_medical, from_standard};
 use super::{TranscribeSettings, Variant};
+use crate::audio::pcm::{s16le_samples, to_s16};
 use crate::engine::{EngineEvent, EngineInput, StreamParams};
 use crate::protocol::ErrorCode;
 
@@ -119,11 +120,8 @@ impl Pending {
     fn take(&mut self, msg: Option<EngineInput>) {
         match msg {
             Some(EngineInput::Audio(samples)) => {
-                self.bytes.extend(
-                    samples.iter().flat_map(|s| {
-                        ((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes()
-                    }),
-                );
+                self.bytes
+                    .extend(samples.iter().flat_map(|&s| to_s16(s).to_le_bytes()));
             }
             Some(EngineInput::Finish) => self.finishing = true,
             None => self.gone = true,
@@ -468,11 +466,8 @@ impl Run {
     fn finals_complete(&mut self) -> bool {
         const AUDIBLE: i16 = 1_000;
         // At least 100 ms of it: a resampler's ringing after the last word is not speech.
-        let audible = self
-            .audio
-            .bytes
-            .chunks_exact(2)
-            .filter(|b| i16::from_le_bytes([b[0], b[1]]).unsigned_abs() > AUDIBLE as u16)
+        let audible = s16le_samples(&self.audio.bytes)
+            .filter(|s| s.unsigned_abs() > AUDIBLE as u16)
             .count()
             >= self.rate() as usize / 10;
         if !audible || self.suspect_end_at == Some(self.audio.start) {
@@ -546,10 +541,7 @@ fn quiet(chunk: &[u8]) -> bool {
     if samples == 0 {
         return true;
     }
-    let energy: f64 = chunk
-        .chunks_exact(2)
-        .map(|b| f64::from(i16::from_le_bytes([b[0], b[1]])).powi(2))
-        .sum();
+    let energy: f64 = s16le_samples(chunk).map(|s| f64::from(s).powi(2)).sum();
     (energy / samples as f64).sqrt() < 0.01 * 32768.0
 }
 
