@@ -650,11 +650,13 @@ async fn phi_entities_survive_a_takeover_that_rebuilds_the_transcript_from_the_d
     let heard = ws.expect_final().await;
     assert_eq!(heard.text, "w1 w2 w3");
     let chunks = format!("users/local/audio/sessions/{id}/chunks/");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while backend.list(&chunks).await.is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "no chunk written");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    poll_until(|| async {
+        match backend.list(&chunks).await.is_empty() {
+            true => Err(format!("no chunk of {id} written")),
+            false => Ok(()),
+        }
+    })
+    .await;
     // The instance is lost; the transcript exists only as database rows.
     first.kill().await;
     drop(machine);
