@@ -6,8 +6,6 @@ mod common;
 
 use std::path::Path;
 
-use auscult::protocol::{CloseReason, ErrorCode, ServerMsg};
-
 use common::{Enc, TestApp, default_engines, tone};
 
 /// Makes the folder object store fail: its root becomes a regular file.
@@ -30,17 +28,7 @@ async fn stream_into_an_outage(app: &TestApp, audio: &[u8]) -> String {
     ws.send_audio(audio, 3200).await;
     ws.wait_durable(audio.len() as u64).await;
     let end = ws.stop_and_collect().await;
-    assert!(
-        !end.msgs.iter().any(|m| matches!(m, ServerMsg::Stored(_))),
-        "no false stored: {:?}",
-        end.msgs
-    );
-    assert!(
-        end.errors()
-            .iter()
-            .any(|e| e.code == ErrorCode::StorageFailed)
-    );
-    assert_eq!(end.closed_reason(), CloseReason::StoragePending);
+    end.assert_storage_pending();
     assert_eq!(end.close_code, Some(1011));
     let spool = app.data_path().join("spool").join(&ready.session_id);
     assert!(spool.join("audio.wav.part").is_file(), "the spool is kept");

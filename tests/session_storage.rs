@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use auscult::protocol::{CloseReason, ErrorCode, ServerMsg};
+use auscult::protocol::CloseReason;
 use auscult::storage::keys::Chunk;
 use common::process::ServerProcess;
 use common::*;
@@ -332,17 +332,7 @@ async fn a_session_closed_while_objects_are_unreachable_lands_once_they_are_back
 
     backend.set_objects_reachable(false);
     let end = ws.stop_and_collect().await;
-    assert!(
-        !end.msgs.iter().any(|m| matches!(m, ServerMsg::Stored(_))),
-        "no false stored: {:?}",
-        end.msgs
-    );
-    assert!(
-        end.errors()
-            .iter()
-            .any(|e| e.code == ErrorCode::StorageFailed)
-    );
-    assert_eq!(end.closed_reason(), CloseReason::StoragePending);
+    end.assert_storage_pending();
     let row = backend.wait_for_status(&id, "pending_upload").await;
     assert_eq!(row.close_reason.as_deref(), Some("client_stop"));
     // Still failing while the outage lasts (retried every second).
@@ -380,12 +370,7 @@ async fn a_session_closed_while_the_database_is_unreachable_lands_once_it_is_bac
 
     backend.db_proxy().set_up(false);
     let end = ws.stop_and_collect().await;
-    assert!(
-        !end.msgs.iter().any(|m| matches!(m, ServerMsg::Stored(_))),
-        "no false stored: {:?}",
-        end.msgs
-    );
-    assert_eq!(end.closed_reason(), CloseReason::StoragePending);
+    end.assert_storage_pending();
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         backend.row(&id).await.unwrap().status,

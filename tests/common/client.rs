@@ -67,6 +67,24 @@ impl Ending {
         errors(&self.msgs)
     }
 
+    /// The session ended without a false `stored`: the client heard
+    /// `storage_failed` and `closed` `storage_pending`.
+    pub fn assert_storage_pending(&self) {
+        assert!(
+            !self.msgs.iter().any(|m| matches!(m, ServerMsg::Stored(_))),
+            "no false stored: {:?}",
+            self.msgs
+        );
+        assert!(
+            self.errors()
+                .iter()
+                .any(|e| e.code == ErrorCode::StorageFailed),
+            "storage_failed reported: {:?}",
+            self.msgs
+        );
+        assert_eq!(self.closed_reason(), CloseReason::StoragePending);
+    }
+
     /// Index of the first message matching `f`.
     pub fn position(&self, f: impl Fn(&ServerMsg) -> bool) -> Option<usize> {
         self.msgs.iter().position(f)
