@@ -36,7 +36,7 @@ trap cleanup EXIT
 
 log "starting auscult (whisper) on 127.0.0.1:$PORT"
 AUSCULT_ENGINE=whisper AUSCULT_DATA_DIR="$DATA" AUSCULT_LISTEN="127.0.0.1:$PORT" \
-    AUSCULT_MAX_SESSIONS=64 RUST_LOG=warn \
+    AUSCULT_MAX_SESSIONS=64 AUSCULT_MAX_SESSIONS_PER_USER=64 RUST_LOG=warn \
     "$BIN/auscult" serve 2>"$DATA/server.log" &
 SERVER=$!
 # The model loads and warms up before the listener opens.

@@ -35,7 +35,7 @@ for n in "${COUNTS[@]}"; do
     DATA="$(mktemp -d)"
     log "$n sessions × ${DURATION}s (data in $DATA)"
     AUSCULT_FSYNC_INTERVAL_MS="${AUSCULT_FSYNC_INTERVAL_MS:-1000}" AUSCULT_ENGINE=loadtest AUSCULT_DATA_DIR="$DATA" AUSCULT_LISTEN="127.0.0.1:$PORT" \
-        AUSCULT_MAX_SESSIONS=$((n + 100)) RUST_LOG=warn \
+        AUSCULT_MAX_SESSIONS=$((n + 100)) AUSCULT_MAX_SESSIONS_PER_USER=$((n + 100)) RUST_LOG=warn \
         "$BIN/auscult" serve 2>"$DATA/server.log" &
     SERVER=$!
     for _ in $(seq 1 100); do

@@ -84,6 +84,20 @@ sys.exit(tuple(map(int, moto.__version__.split(".")[:3])) < (5, 2, 5))' 2>/dev/n
         || python3 -m pip install --quiet --break-system-packages 'moto[server]>=5.2.5'
 }
 
+# The FUSE filesystem that fails fsync on demand (tests/faultfs/faultfs.py),
+# for the tests that need the kernel's own fsync errors: fusepy, which loads
+# Debian's libfuse2, and fuse3 for fusermount.
+ensure_faultfs() {
+    ensure_apt libfuse2 fuse3
+    if python3 -c 'from fuse import FUSE, Operations' 2>/dev/null; then
+        return 0
+    fi
+    ensure_apt python3 python3-pip
+    log "installing fusepy"
+    python3 -m pip install --quiet 'fusepy>=3.0.1' \
+        || python3 -m pip install --quiet --break-system-packages 'fusepy>=3.0.1'
+}
+
 # The browser tests (tests/browser_e2e.rs): Debian's Chromium, Node.js with
 # npm, and playwright-core from e2e/package-lock.json (npm ci, only when the
 # lock file changed since the last install).

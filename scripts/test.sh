@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every check and test on a fresh machine: installs what the tests need
 # (Debian packages, the Whisper model, a running Postgres, moto for the S3
-# tests, Chromium, Node.js and playwright-core for the browser tests), then
-# rustfmt, clippy and the test suite.
+# tests, the FUSE fault filesystem for the fsync tests, Chromium, Node.js and
+# playwright-core for the browser tests), then rustfmt, clippy and the test
+# suite.
 source "$(dirname "$0")/setup.sh"
 cd "$AUSCULT_ROOT"
 ensure_build_deps
@@ -10,6 +11,7 @@ ensure_apt espeak-ng sox
 ensure_model
 ensure_postgres
 ensure_moto
+ensure_faultfs
 ensure_browser_e2e
 export AUSCULT_WHISPER_MODEL_DIR="${AUSCULT_WHISPER_MODEL_DIR:-$AUSCULT_ROOT/models/whisper-tiny.en}"
 

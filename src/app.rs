@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::accounts::{Accounts, login_sessions};
 use crate::config::Config;
+use crate::datadir;
 use crate::engine::EngineRegistry;
 use std::sync::Arc;
 
@@ -19,6 +20,8 @@ use crate::session::recovery::{Scope, recover_spools, retry_pending};
 use crate::session::spool::LiveSpools;
 use crate::session::{SessionManager, SessionSettings, Stores, chunks, takeover};
 use crate::storage::{meta, object};
+use crate::transport::host::{Gate, HostPolicy};
+use crate::transport::serve::{self, ServeLimits};
 use crate::transport::{self, AppState, auth::Authenticator, ws::Keepalive};
 
 /// Why the server could not start (or stopped abnormally).
@@ -26,20 +29,25 @@ use crate::transport::{self, AppState, auth::Authenticator, ws::Keepalive};
 pub enum StartupError {
     #[error("configuration: {0}")]
     Config(#[from] crate::config::ConfigError),
-    #[error("data directory {path}: {source}")]
-    DataDir {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    DataDir(#[from] crate::datadir::DataDirError),
     #[error("storage: {0}")]
     Storage(#[from] crate::storage::StorageError),
     #[error("engine: {0}")]
     Engine(#[from] crate::engine::registry::RegistryError),
     #[error("recovering spooled sessions: {0}")]
     Recovery(std::io::Error),
+    #[error("admin listener {addr}: {source}")]
+    AdminListen {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("server: {0}")]
     Serve(std::io::Error),
 }
+
+/// Connections the admin listener keeps open at once (scrapers, probes).
+const ADMIN_CONNECTIONS: usize = 64;
 
 /// How often expired login sessions are deleted, at most.
 const LOGIN_CLEANUP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
@@ -47,6 +55,10 @@ const LOGIN_CLEANUP_INTERVAL: std::time::Duration = std::time::Duration::from_se
 pub struct App {
     config: Config,
     state: AppState,
+    /// Bound at build when `AUSCULT_ADMIN_LISTEN` is set.
+    admin: Option<TcpListener>,
+    /// Held until `run` returns: no other process uses this data directory.
+    lock: crate::datadir::DataDirLock,
     stores: Stores,
     live: LiveSpools,
     publisher: Option<Arc<Publisher>>,
@@ -65,13 +77,13 @@ impl App {
         engines: EngineRegistry,
     ) -> Result<App, StartupError> {
         crate::telemetry::metrics_handle();
-        let data_dir = config.data_dir.clone();
-        tokio::fs::create_dir_all(config.spool_dir())
-            .await
-            .map_err(|source| StartupError::DataDir {
-                path: data_dir.display().to_string(),
-                source,
-            })?;
+        let lock = {
+            let (data_dir, spool_dir) = (config.data_dir.clone(), config.spool_dir());
+            let instance = config.instance_id.clone();
+            tokio::task::spawn_blocking(move || datadir::take(&data_dir, &spool_dir, &instance))
+                .await
+                .map_err(|e| StartupError::Serve(std::io::Error::other(e)))??
+        };
         let metadata = meta::open(&config.database_url, &config.database_pool).await?;
         config.validate_for_serve(metadata.has_users().await?)?;
         let objects = object::open(&config.storage_url, &config.s3).await?;
@@ -94,11 +106,12 @@ impl App {
         let report = recover_spools(&stores, &config.spool_dir(), Scope::All)
             .await
             .map_err(StartupError::Recovery)?;
-        if report.stored + report.failed > 0 {
+        if report.stored + report.failed + report.purged > 0 {
             tracing::info!(
                 event = "recovery_done",
                 stored = report.stored,
-                failed = report.failed
+                failed = report.failed,
+                purged = report.purged
             );
         }
         let live = LiveSpools::default();
@@ -118,10 +131,28 @@ impl App {
                 ping_interval: config.ping_interval,
                 pong_timeout: config.pong_timeout,
             },
+            gate: Arc::new(Gate {
+                trusted_proxies: config.network.trusted_proxies.clone(),
+                hosts: HostPolicy::new(config.network.allowed_hosts.clone(), config.listen),
+            }),
+            probe: Arc::default(),
+            admin_listener: config.network.admin_listen.is_some(),
         };
+        let admin =
+            match config.network.admin_listen {
+                Some(addr) => Some(TcpListener::bind(addr).await.map_err(|source| {
+                    StartupError::AdminListen {
+                        addr: addr.to_string(),
+                        source,
+                    }
+                })?),
+                None => None,
+            };
         Ok(App {
             config,
             state,
+            admin,
+            lock,
             stores,
             live,
             publisher,
@@ -132,6 +163,11 @@ impl App {
         &self.state.sessions
     }
 
+    /// Where the admin listener (`/metrics`, detailed `/ready`) is bound, if on.
+    pub fn admin_addr(&self) -> Option<std::net::SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// Serves on `listener` until `shutdown` resolves; then stops accepting,
     /// closes and stores every session, and returns within the grace period.
     pub async fn run(
@@ -139,8 +175,11 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartupError> {
+        let _lock = self.lock;
         let stop_accepting = CancellationToken::new();
         let stop_sync = CancellationToken::new();
+        // The admin listener answers until the very end (scrapes during the drain).
+        let stop_sync_admin = stop_sync.clone();
         let spool_dir = self.config.spool_dir();
         let mut background = vec![
             tokio::spawn(
@@ -190,12 +229,24 @@ impl App {
                 stop_sync.clone(),
             )));
         }
-        // The socket peer is the client's address when no load balancer says otherwise.
-        let router = transport::router(self.state.clone())
-            .into_make_service_with_connect_info::<std::net::SocketAddr>();
-        let serve = axum::serve(listener, router)
-            .with_graceful_shutdown(stop_accepting.clone().cancelled_owned())
-            .into_future();
+        let limits = ServeLimits {
+            max_connections: self.config.network.max_connections,
+            header_read_timeout: self.config.network.header_read_timeout,
+        };
+        if let Some(admin) = self.admin {
+            let router = transport::admin_router(self.state.clone());
+            let admin_limits = ServeLimits {
+                max_connections: ADMIN_CONNECTIONS,
+                ..limits
+            };
+            background.push(tokio::spawn(async move {
+                if let Err(e) = serve::serve(admin, router, admin_limits, stop_sync_admin).await {
+                    tracing::error!(event = "admin_listener_failed", error = %e);
+                }
+            }));
+        }
+        let router = transport::router(self.state.clone());
+        let serve = serve::serve(listener, router, limits, stop_accepting.clone());
         tokio::pin!(serve);
         let served = tokio::select! {
             result = &mut serve => Some(result),

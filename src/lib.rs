@@ -13,6 +13,7 @@ pub mod app;
 pub mod audio;
 pub mod cli;
 pub mod config;
+pub mod datadir;
 pub mod engine;
 pub mod eval;
 pub mod events;

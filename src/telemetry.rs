@@ -32,6 +32,10 @@ pub const EVENTS_SENT: &str = "auscult_events_sent_total";
 pub const EVENTS_PENDING: &str = "auscult_events_pending";
 pub const SESSIONS_DELETED: &str = "auscult_sessions_deleted_total";
 pub const LOGINS: &str = "auscult_logins_total";
+/// Connections closed at once because `AUSCULT_MAX_CONNECTIONS` were open.
+pub const CONNECTIONS_REFUSED: &str = "auscult_connections_refused_total";
+/// Requests refused before any handler ran (e.g. `bad_host`), by code.
+pub const REQUESTS_REFUSED: &str = "auscult_requests_refused_total";
 
 static PROMETHEUS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -128,6 +132,14 @@ fn describe() {
     describe_counter!(
         LOGINS,
         "Login attempts, by outcome (ok, bad_password, unknown_user, disabled, rate_limited)"
+    );
+    describe_counter!(
+        CONNECTIONS_REFUSED,
+        "Connections refused because AUSCULT_MAX_CONNECTIONS were open"
+    );
+    describe_counter!(
+        REQUESTS_REFUSED,
+        "Requests refused before reaching a handler, by code (bad_host)"
     );
     metrics::gauge!(SESSIONS_ACTIVE).set(0.0);
     metrics::gauge!(ENGINE_BACKLOG_BYTES).set(0.0);

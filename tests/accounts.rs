@@ -21,7 +21,10 @@ on_both_databases!(
     logging_in_gives_a_fresh_session_id_and_the_old_one_stops_working,
     logout_ends_the_cookie_session,
     a_login_ends_after_the_idle_time_without_requests,
-    wrong_passwords_for_one_user_are_limited_from_any_address,
+    wrong_passwords_for_one_user_lock_out_that_address_not_the_owner,
+    guesses_from_many_addresses_hit_a_higher_ceiling_for_the_username,
+    two_hundred_parallel_wrong_logins_get_only_the_limits_worth_of_hashes,
+    a_flood_of_logins_is_answered_busy_instead_of_queueing_without_end,
     failures_from_one_address_are_limited_across_usernames,
     a_disabled_user_cannot_log_in_and_its_cookie_stops_working,
     unknown_users_wrong_passwords_and_disabled_users_get_the_same_answer,
@@ -204,54 +207,66 @@ async fn a_login_ends_after_the_idle_time_without_requests(db: AccountsDb) {
     app.stop().await;
 }
 
-async fn wrong_passwords_for_one_user_are_limited_from_any_address(db: AccountsDb) {
+async fn wrong_passwords_for_one_user_lock_out_that_address_not_the_owner(db: AccountsDb) {
     db.add_user("alice").await;
     db.add_user("bob").await;
     let app = db.spawn_app(&[]).await;
+    let attacker = "198.51.100.66";
     for i in 0..5 {
-        let reply = login_from(&app, &format!("198.51.100.{i}"), "alice", "wrong password!").await;
+        let reply = login_from(&app, attacker, "alice", "wrong password!").await;
         assert_eq!(reply.status, 401, "attempt {i}: {reply:?}");
         assert_eq!(reply.code(), "bad_credentials");
     }
-    // The sixth attempt is refused, even with the right password, from a new address.
-    let limited = login_from(&app, "198.51.100.99", "alice", PASSWORD).await;
+    // The sixth attempt from there is refused, even with the right password.
+    let limited = login_from(&app, attacker, "alice", PASSWORD).await;
     assert_eq!(limited.status, 429, "{limited:?}");
     assert_eq!(limited.code(), "too_many_attempts");
     let retry = limited.retry_after.expect("Retry-After");
     assert!((1..=15 * 60).contains(&retry), "Retry-After {retry}");
     assert!(limited.cookie.is_none());
-    // Another user from the same addresses is not affected.
+    // Alice at her own workstation is not locked out, and her login does
+    // not unlock the attacker's address.
     assert_eq!(
-        login_from(&app, "198.51.100.0", "bob", PASSWORD)
+        login_from(&app, "198.51.100.10", "alice", PASSWORD)
             .await
             .status,
         200
     );
+    assert_eq!(
+        login_from(&app, attacker, "alice", PASSWORD).await.status,
+        429
+    );
+    // Another user from the attacker's address is not affected.
+    assert_eq!(
+        login_from(&app, attacker, "bob", PASSWORD).await.status,
+        200
+    );
 
     let failed = db.audit("login_failed").await;
-    assert_eq!(failed.len(), 6, "{failed:?}");
-    for (i, row) in failed[..5].iter().enumerate() {
-        let ip = format!("198.51.100.{i}");
+    assert_eq!(failed.len(), 7, "{failed:?}");
+    for row in &failed[..5] {
         assert_eq!(
             *row,
             audit_row(
                 "login_failed",
                 Some("alice"),
-                Some(&ip),
+                Some(attacker),
                 Some("bad_password")
             )
         );
     }
-    assert_eq!(
-        failed[5],
-        audit_row(
-            "login_failed",
-            Some("alice"),
-            Some("198.51.100.99"),
-            Some("rate_limited")
-        )
-    );
-    let metrics = reqwest::get(app.http_url("/metrics"))
+    for row in &failed[5..] {
+        assert_eq!(
+            *row,
+            audit_row(
+                "login_failed",
+                Some("alice"),
+                Some(attacker),
+                Some("rate_limited")
+            )
+        );
+    }
+    let metrics = reqwest::get(app.admin_url("/metrics"))
         .await
         .unwrap()
         .text()
@@ -261,6 +276,80 @@ async fn wrong_passwords_for_one_user_are_limited_from_any_address(db: AccountsD
         let series = format!("auscult_logins_total{{outcome=\"{outcome}\"}}");
         assert!(metrics.contains(&series), "{series} missing");
     }
+    app.stop().await;
+}
+
+async fn guesses_from_many_addresses_hit_a_higher_ceiling_for_the_username(db: AccountsDb) {
+    db.add_user("alice").await;
+    let app = db.spawn_app(&[]).await;
+    // 50 addresses, one wrong guess each: under every per-address limit.
+    for i in 0..50 {
+        let reply = login_from(
+            &app,
+            &format!("198.51.{}.{}", i / 200, i % 200 + 1),
+            "alice",
+            "wrong!!!!!!",
+        )
+        .await;
+        assert_eq!(reply.status, 401, "guess {i}: {reply:?}");
+    }
+    let limited = login_from(&app, "203.0.113.200", "alice", PASSWORD).await;
+    assert_eq!(
+        limited.status, 429,
+        "the 51st guess for alice, from anywhere: {limited:?}"
+    );
+    assert!(limited.retry_after.is_some());
+    app.stop().await;
+}
+
+async fn two_hundred_parallel_wrong_logins_get_only_the_limits_worth_of_hashes(db: AccountsDb) {
+    db.add_user("alice").await;
+    let app = db.spawn_app(&[]).await;
+    let attempts = (0..200).map(|_| login_from(&app, "198.51.100.77", "alice", "wrong password!"));
+    let replies = futures_util::future::join_all(attempts).await;
+    let checked = replies.iter().filter(|r| r.status == 401).count();
+    let refused = replies
+        .iter()
+        .filter(|r| r.status == 429 && r.code() == "too_many_attempts")
+        .count();
+    // Every 401 is one argon2 hash; the burst gets exactly the limit's worth.
+    assert_eq!(
+        checked,
+        5,
+        "{:?}",
+        replies.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    assert_eq!(refused, 195);
+    let failed = db.audit("login_failed").await;
+    let bad = failed
+        .iter()
+        .filter(|r| r.detail.as_deref() == Some("bad_password"))
+        .count();
+    assert_eq!(bad, 5);
+    app.stop().await;
+}
+
+async fn a_flood_of_logins_is_answered_busy_instead_of_queueing_without_end(db: AccountsDb) {
+    let app = db.spawn_app(&[]).await;
+    // Unknown users from distinct addresses: no rate limit applies, every
+    // one of them costs a hash, far more than the hash queue holds.
+    let attempts = (0..300).map(|i| {
+        let ip = format!("10.{}.{}.{}", i / 60000, i / 250 % 250, i % 250 + 1);
+        let app = &app;
+        async move { login_from(app, &ip, &format!("nobody-{i}"), "some password!").await }
+    });
+    let replies = futures_util::future::join_all(attempts).await;
+    let busy: Vec<&Reply> = replies.iter().filter(|r| r.status == 503).collect();
+    assert!(!busy.is_empty(), "300 parallel hashes and none refused");
+    for reply in &busy {
+        assert_eq!(reply.code(), "busy", "{reply:?}");
+        assert!(reply.retry_after.is_some(), "{reply:?}");
+    }
+    assert!(replies.iter().all(|r| r.status == 401 || r.status == 503));
+    // Busy refusals are not failures: nobody's address was counted for them,
+    // and the audit log has one row per checked password only.
+    let failed = db.audit("login_failed").await;
+    assert_eq!(failed.len(), 300 - busy.len());
     app.stop().await;
 }
 

@@ -1,15 +1,19 @@
 //! Proves the test harness itself works for real: the switchable proxy in
-//! front of Postgres and moto, and the store-agnostic Backend reading back
-//! what the app stored.
+//! front of Postgres and moto, the store-agnostic Backend reading back
+//! what the app stored, and the FUSE mount that fails fsync on demand.
 
 mod common;
 
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
 use std::time::Duration;
 
 use auscult::protocol::CloseReason;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use common::backend::url_host_port;
+use common::faultfs::FaultFs;
 use common::moto::{self, Moto};
 use common::postgres::TestDatabase;
 use common::process::ServerProcess;
@@ -235,4 +239,122 @@ async fn a_session_through_the_binary_is_read_back_from_the_cloud_backend_via_pr
     assert_eq!(backend.s3_endpoint(), Some(backend.s3_proxy().http_url()));
     server.signal(nix::sys::signal::Signal::SIGTERM);
     assert!(server.wait().await.success(), "{}", server.log_text());
+}
+
+/// The errno a failed fsync must carry: EIO, as from a failing disk.
+const EIO: i32 = nix::errno::Errno::EIO as i32;
+
+/// The permission bits of a path in the backing directory (not through FUSE).
+fn backing_mode(fs: &FaultFs, name: &str) -> u32 {
+    let path = fs.backing_path().join(name);
+    std::fs::metadata(&path)
+        .unwrap_or_else(|e| panic!("{} in the backing dir: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+#[test]
+fn faultfs_passes_files_through_and_fails_fsync_with_eio_while_told_to() {
+    let fs = FaultFs::mount();
+
+    // As the spool opens its audio: created with an explicit mode, read+write,
+    // appended to and read back with pread.
+    let mut file = OpenOptions::new()
+        .create_new(true)
+        .read(true)
+        .append(true)
+        .mode(0o600)
+        .open(fs.mountpoint.join("audio.wav"))
+        .expect("create a file through the mount");
+    file.write_all(b"first").unwrap();
+    file.sync_data()
+        .expect("fsync passes through with no fault set");
+
+    fs.fail_fsync(true);
+    file.write_all(b" second").unwrap();
+    let failed = file
+        .sync_data()
+        .expect_err("fsync fails while the fault is on");
+    assert_eq!(failed.raw_os_error(), Some(EIO), "{failed:?}");
+    let failed = file.sync_all().expect_err("a full fsync fails too");
+    assert_eq!(failed.raw_os_error(), Some(EIO), "{failed:?}");
+
+    fs.fail_fsync(false);
+    file.sync_data()
+        .expect("fsync passes again once the fault is off");
+    let mut read = [0u8; 12];
+    file.read_exact_at(&mut read, 0)
+        .expect("pread through the mount");
+    assert_eq!(&read, b"first second");
+    assert_eq!(
+        std::fs::read(fs.backing_path().join("audio.wav")).unwrap(),
+        b"first second",
+        "the writes reached the backing file"
+    );
+    assert_eq!(
+        backing_mode(&fs, "audio.wav"),
+        0o600,
+        "create's mode reached disk"
+    );
+
+    // A fault aimed at one file leaves the others alone.
+    let mut other = File::create(fs.mountpoint.join("meta.json")).unwrap();
+    other.write_all(b"{}").unwrap();
+    fs.fail_fsync_matching("audio.wav");
+    other
+        .sync_all()
+        .expect("fsync of a file the fault does not name passes");
+    let failed = file.sync_data().expect_err("fsync of the named file fails");
+    assert_eq!(failed.raw_os_error(), Some(EIO), "{failed:?}");
+    fs.fail_fsync(false);
+
+    let dir = fs.mountpoint.join("session");
+    DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .expect("mkdir through the mount");
+    assert_eq!(
+        backing_mode(&fs, "session"),
+        0o700,
+        "mkdir's mode reached disk"
+    );
+    File::open(&dir)
+        .unwrap()
+        .sync_all()
+        .expect("a directory fsync passes with no fault set");
+    fs.fail_fsyncdir(true);
+    let failed = File::open(&dir)
+        .unwrap()
+        .sync_all()
+        .expect_err("a directory fsync fails while the fault is on");
+    assert_eq!(failed.raw_os_error(), Some(EIO), "{failed:?}");
+    file.sync_data()
+        .expect("the directory fault leaves file fsyncs alone");
+    fs.fail_fsyncdir(false);
+    File::open(&dir)
+        .unwrap()
+        .sync_all()
+        .expect("a directory fsync passes again once the fault is off");
+
+    // Rename, unlink and rmdir pass through, as the spool's cleanup needs.
+    std::fs::rename(&dir, fs.mountpoint.join("stored")).unwrap();
+    std::fs::remove_dir(fs.mountpoint.join("stored")).unwrap();
+    std::fs::remove_file(fs.mountpoint.join("meta.json")).unwrap();
+    assert_eq!(
+        std::fs::read_dir(fs.backing_path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect::<Vec<_>>(),
+        ["audio.wav"]
+    );
+
+    let mountpoint = fs.mountpoint.clone();
+    drop(file);
+    drop(fs);
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    assert!(
+        !mounts.contains(&*mountpoint.to_string_lossy()),
+        "unmounted on drop: {mounts}"
+    );
 }

@@ -56,13 +56,31 @@ async fn a_dropped_session_is_stored_with_reason_idle_timeout_once_the_timeout_p
 }
 
 #[tokio::test]
-async fn a_connection_that_never_starts_is_closed_at_the_idle_timeout() {
-    let app = TestApp::spawn_env(&[("AUSCULT_IDLE_TIMEOUT_SECS", "1")]).await;
+async fn a_connection_that_never_starts_is_closed_at_the_start_timeout() {
+    let app = TestApp::spawn_env(&[("AUSCULT_START_TIMEOUT_SECS", "1")]).await;
     let mut ws = app.connect_ws().await;
-    let e = ws.expect_error(ErrorCode::IdleTimeout).await;
+    let opened = std::time::Instant::now();
+    // Talking without starting does not buy time: the deadline runs from the connection.
+    for _ in 0..3 {
+        assert!(ws.try_send_binary(&[0u8; 320]).await);
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    let e = loop {
+        match ws.recv().await {
+            ServerMsg::Error(e) if e.code == ErrorCode::NotStarted => continue,
+            ServerMsg::Error(e) => break e,
+            other => panic!("expected errors only, got {other:?}"),
+        }
+    };
+    assert_eq!(e.code, ErrorCode::StartTimeout);
     assert!(e.fatal);
+    assert!(
+        opened.elapsed() < std::time::Duration::from_secs(3),
+        "{:?}",
+        opened.elapsed()
+    );
     let end = ws.collect_until_close().await;
-    assert!(end.close_code.is_some(), "closed with a close frame");
+    assert_eq!(end.close_code, Some(1008));
     assert!(stored_session_ids(app.data_path(), "local").is_empty());
     app.stop().await;
 }

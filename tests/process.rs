@@ -1,5 +1,6 @@
 //! The real binary: crash recovery after SIGKILL, the SIGTERM drain, refusing
-//! unsafe configurations, and `auscult config check`.
+//! unsafe configurations, one process per data directory, private files on
+//! disk, and `auscult config check`.
 
 mod common;
 
@@ -170,4 +171,107 @@ async fn an_invalid_setting_is_named_and_the_server_does_not_start() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("AUSCULT_MAX_SESSIONS"), "{stderr}");
+}
+
+#[tokio::test]
+async fn config_check_redacts_a_password_given_in_the_url_query() {
+    let out = run(
+        &["config", "check"],
+        &[(
+            "AUSCULT_DATABASE_URL",
+            "postgresql://app@db/auscult?sslmode=require&password=query-pass-91",
+        )],
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        !stdout.contains("query-pass-91") && !stderr.contains("query-pass-91"),
+        "{stdout}{stderr}"
+    );
+    assert!(stdout.contains("password=****"), "{stdout}");
+    assert!(stdout.contains("sslmode=require"), "{stdout}");
+}
+
+#[tokio::test]
+async fn a_second_server_on_the_same_data_dir_refuses_to_start_and_names_the_first() {
+    let data = tempfile::tempdir().unwrap();
+    let mut first = ServerProcess::start(data.path(), &[]).await;
+    let listen = format!("127.0.0.1:{}", free_port());
+    let out = run(
+        &[],
+        &[
+            ("AUSCULT_ENGINE", "loadtest"),
+            ("AUSCULT_LISTEN", &listen),
+            ("AUSCULT_DATA_DIR", data.path().to_str().unwrap()),
+        ],
+    )
+    .await;
+    assert!(
+        !out.status.success(),
+        "a second server started on the same folder"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let first_pid = first.child.id().unwrap();
+    assert!(
+        stderr.contains("in use by another auscult process"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&format!("pid {first_pid}")), "{stderr}");
+    // The first one still serves, and once it is gone the folder is free.
+    connect(&first).await.start(16_000, Enc::S16, 1).await;
+    first.kill().await;
+    let mut second = ServerProcess::start(data.path(), &[]).await;
+    second.signal(Signal::SIGTERM);
+    assert!(second.wait().await.success());
+}
+
+#[tokio::test]
+async fn patient_data_on_disk_is_readable_by_the_server_user_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    // A folder made with a loose umask: the server tightens it.
+    let data = root.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut server = ServerProcess::start(&data, &[]).await;
+    let mut ws = connect(&server).await;
+    let ready = ws.start(16_000, Enc::S16, 1).await;
+    ws.send_audio(&tone(Enc::S16, 16_000, 1, 0.5), 3200).await;
+    ws.wait_durable(16_000).await;
+    // Mid-recording: the spool is there; then stored: objects and the database.
+    let mut seen_spool = false;
+    let mut check = |dir: &std::path::Path| {
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(path) = stack.pop() {
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let mode = meta.permissions().mode() & 0o777;
+            if meta.is_dir() {
+                assert_eq!(mode, 0o700, "{}", path.display());
+                stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            } else if !path.ends_with(format!("server-{}.log", server.port)) {
+                assert_eq!(mode, 0o600, "{}", path.display());
+                seen_spool |= path.to_string_lossy().contains("audio.wav.part");
+            }
+        }
+    };
+    check(&data);
+    ws.stop_and_collect().await.stored();
+    check(&data);
+    assert!(seen_spool, "the spool was checked while recording");
+    assert!(data.join("auscult.db").exists());
+    assert_eq!(
+        std::fs::metadata(data.join(format!(
+            "objects/users/local/audio/sessions/{}/audio.wav",
+            ready.session_id
+        )))
+        .unwrap()
+        .permissions()
+        .mode()
+            & 0o777,
+        0o600
+    );
+    server.signal(Signal::SIGTERM);
+    assert!(server.wait().await.success());
 }

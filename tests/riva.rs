@@ -397,7 +397,7 @@ async fn tls_to_a_server_whose_certificate_the_ca_file_vouches_for() {
 async fn ready_shows_whether_the_riva_endpoint_answers() {
     let fake = FakeRiva::start(Script::default()).await;
     let app = riva_app(&fake.url(), &[]).await;
-    let body = ApiClient::anonymous(&app).get_json("/ready").await;
+    let body = ApiClient::admin(&app).get_json("/ready").await;
     assert_eq!(body["engine"]["default"], "riva");
     assert_eq!(body["engines"]["riva"]["ready"], true, "{body}");
     app.stop().await;
@@ -407,7 +407,7 @@ async fn ready_shows_whether_the_riva_endpoint_answers() {
     let url = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
     let app = riva_app(&url, &[]).await;
-    let answer = ApiClient::anonymous(&app).get("/ready").await;
+    let answer = ApiClient::admin(&app).get("/ready").await;
     let body = answer.json();
     assert_eq!(body["ready"], false, "{body}");
     assert_eq!(body["engines"]["riva"]["ready"], false, "{body}");
@@ -478,5 +478,34 @@ async fn a_call_that_ends_without_a_final_mid_session_is_resumed_from_the_last_f
     assert_eq!(calls[1].audio, audio[32_000..]);
     let stored = app.stored("local", &ready.session_id).await;
     assert_eq!(stored.transcript_segments().len(), 3);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn audio_held_back_by_a_stalled_riva_counts_toward_the_buffer_limit() {
+    // Riva stops reading after a second; HTTP/2 flow control then holds the
+    // engine's audio inside the engine, where the limit must still see it.
+    let fake = FakeRiva::start(Script {
+        stall_after_ms: Some(1_000),
+        ..Script::default()
+    })
+    .await;
+    let app = riva_app(&fake.url(), &[("AUSCULT_MAX_BUFFER_BYTES", "320000")]).await;
+    let mut ws = app.connect_ws().await;
+    let ready = ws.start(16_000, Enc::S16, 1).await;
+    let audio = word_audio((0..1_200).map(|i| i % 60), 16_000);
+    for frame in audio.chunks(3200) {
+        if !ws.try_send_binary(frame).await {
+            break;
+        }
+    }
+    let e = ws.expect_error(ErrorCode::BufferLimit).await;
+    assert!(e.fatal);
+    let end = ws.collect_until_close().await;
+    assert_eq!(end.closed_reason(), CloseReason::BufferLimit);
+    let stored = app.stored("local", &ready.session_id).await;
+    let n = stored.wav.data.len();
+    assert!(n as u64 >= ws.last_durable() && stored.wav.data == audio[..n]);
+    stored.assert_status("stored", "buffer_limit");
     app.stop().await;
 }

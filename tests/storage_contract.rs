@@ -6,7 +6,8 @@ mod common;
 
 use auscult::protocol::{CloseReason, Entity, Word};
 use auscult::storage::meta::{
-    self, AuditAction, AuditEntry, FailureScope, SharedMetadataStore, User, WebSessionRow,
+    self, AuditAction, AuditEntry, LimitScope, Reservation, SharedMetadataStore, User,
+    WebSessionRow,
 };
 use auscult::storage::{FinalSegment, SessionCursor, SessionOutcome, SessionRecord, SessionStatus};
 use common::postgres::{TestDatabase, wait_for_pg_status};
@@ -57,7 +58,10 @@ contract!(
     deleting_a_session_removes_its_row_and_segments_and_nothing_else,
     users_are_unique_listed_by_name_and_disabling_ends_their_logins,
     a_login_session_that_ended_is_never_brought_back,
-    failed_logins_count_per_user_since_its_last_login_and_per_address,
+    the_audit_log_reads_back_newest_first,
+    a_login_attempt_is_counted_in_every_scope_or_in_none,
+    a_released_attempt_gives_its_count_back_and_clears_what_it_names,
+    parallel_reservations_never_pass_the_limit,
 );
 
 async fn sqlite_store() -> (SharedMetadataStore, tempfile::TempDir) {
@@ -509,16 +513,16 @@ async fn deleting_a_session_removes_its_row_and_segments_and_nothing_else(
     store.finish_session("s1", &outcome()).await.unwrap();
 
     assert!(
-        store.delete_session("s1").await.unwrap(),
+        store.delete_session("s1", T0).await.unwrap(),
         "a row was deleted"
     );
     assert!(store.get_session("s1").await.unwrap().is_none());
     assert!(store.segments("s1").await.unwrap().is_empty());
     assert!(
-        !store.delete_session("s1").await.unwrap(),
+        !store.delete_session("s1", T0).await.unwrap(),
         "deleting again finds nothing"
     );
-    assert!(!store.delete_session("nope").await.unwrap());
+    assert!(!store.delete_session("nope", T0).await.unwrap());
 
     assert_eq!(
         store.get_session("s2").await.unwrap().unwrap().record,
@@ -532,6 +536,19 @@ async fn deleting_a_session_removes_its_row_and_segments_and_nothing_else(
         ids(&store.list_sessions("u1", 10, None).await.unwrap()),
         ["s2"]
     );
+    // The deleted session leaves a tombstone: it cannot be created again.
+    assert!(store.is_deleted("s1").await.unwrap());
+    assert!(!store.is_deleted("s2").await.unwrap());
+    assert!(
+        !store.is_deleted("nope").await.unwrap(),
+        "no tombstone for what never was"
+    );
+    let again = store.create_session(&record("s1"), "i-1", T0).await;
+    assert!(
+        matches!(again, Err(auscult::storage::StorageError::Deleted(ref id)) if id == "s1"),
+        "{again:?}"
+    );
+    assert!(store.get_session("s1").await.unwrap().is_none());
 }
 fn user(name: &str) -> User {
     User {
@@ -678,46 +695,125 @@ async fn a_login_session_that_ended_is_never_brought_back(store: SharedMetadataS
     assert!(!store.touch_web_session("h3", T0 + 9000, T0).await.unwrap());
 }
 
-async fn failed_logins_count_per_user_since_its_last_login_and_per_address(
-    store: SharedMetadataStore,
-) {
-    let entry = |at: i64, action, user: &str, ip: &str, detail: Option<&str>| AuditEntry {
+async fn the_audit_log_reads_back_newest_first(store: SharedMetadataStore) {
+    let fail = |at: i64, user: &str, reason: &str| AuditEntry {
         at_ms: at,
         user_id: Some(user.into()),
-        action,
-        ip: Some(ip.into()),
-        detail: detail.map(str::to_owned),
+        action: AuditAction::LoginFailed,
+        ip: Some("10.0.0.1".into()),
+        detail: Some(reason.to_owned()),
     };
-    let fail = |at, user, ip, reason| entry(at, AuditAction::LoginFailed, user, ip, Some(reason));
     for e in [
-        fail(T0 + 1, "amy", "10.0.0.1", "bad_password"),
-        fail(T0 + 2, "amy", "10.0.0.2", "bad_password"),
-        entry(T0 + 3, AuditAction::Login, "amy", "10.0.0.1", None),
-        fail(T0 + 4, "amy", "10.0.0.1", "bad_password"),
-        fail(T0 + 5, "amy", "10.0.0.1", "rate_limited"),
-        fail(T0 + 6, "bob", "10.0.0.1", "unknown_user"),
+        fail(T0 + 1, "amy", "bad_password"),
+        fail(T0 + 5, "amy", "rate_limited"),
+        fail(T0 + 6, "bob", "unknown_user"),
     ] {
         store.audit(&e).await.unwrap();
     }
-    let nth = async |scope, since, n| store.nth_recent_failure(scope, since, n).await.unwrap();
-    let amy = FailureScope::User("amy");
-    let ip1 = FailureScope::Ip("10.0.0.1");
-    // amy: only the failure after her login counts; refusals never do.
-    assert_eq!(nth(amy, T0, 1).await, Some(T0 + 4));
-    assert_eq!(nth(amy, T0, 2).await, None);
-    // 10.0.0.1: every failure from it, whoever it was for, logins or not.
-    assert_eq!(nth(ip1, T0, 1).await, Some(T0 + 6));
-    assert_eq!(nth(ip1, T0, 2).await, Some(T0 + 4));
-    assert_eq!(nth(ip1, T0, 3).await, Some(T0 + 1));
-    assert_eq!(nth(ip1, T0, 4).await, None);
-    assert_eq!(nth(ip1, T0 + 1, 3).await, None, "outside the window");
-
     let recent = store.recent_audit(2).await.unwrap();
     assert_eq!(
         recent,
         [
-            fail(T0 + 6, "bob", "10.0.0.1", "unknown_user"),
-            fail(T0 + 5, "amy", "10.0.0.1", "rate_limited")
+            fail(T0 + 6, "bob", "unknown_user"),
+            fail(T0 + 5, "amy", "rate_limited")
         ]
     );
+}
+
+fn scopes(pairs: &[(&str, u32)]) -> Vec<LimitScope> {
+    pairs
+        .iter()
+        .map(|(key, limit)| LimitScope {
+            key: (*key).to_owned(),
+            limit: *limit,
+        })
+        .collect()
+}
+
+async fn a_login_attempt_is_counted_in_every_scope_or_in_none(store: SharedMetadataStore) {
+    const WINDOW: i64 = 60_000;
+    let both = scopes(&[("u:amy", 3), ("i:10.0.0.1", 2)]);
+    let ip_only = scopes(&[("i:10.0.0.1", 2)]);
+    let granted = |r: Reservation| match r {
+        Reservation::Granted(counted) => counted,
+        other => panic!("refused: {other:?}"),
+    };
+    let counted = granted(store.reserve_login(&both, WINDOW, T0).await.unwrap());
+    assert_eq!(
+        counted,
+        [
+            ("i:10.0.0.1".to_owned(), T0 + WINDOW),
+            ("u:amy".to_owned(), T0 + WINDOW)
+        ]
+    );
+    granted(store.reserve_login(&both, WINDOW, T0 + 10).await.unwrap());
+    // The address is at its limit: refused, and amy's scope is not counted either.
+    assert_eq!(
+        store.reserve_login(&both, WINDOW, T0 + 20).await.unwrap(),
+        Reservation::Refused {
+            until_ms: T0 + WINDOW
+        }
+    );
+    let amy = scopes(&[("u:amy", 3)]);
+    granted(store.reserve_login(&amy, WINDOW, T0 + 30).await.unwrap());
+    assert!(matches!(
+        store.reserve_login(&amy, WINDOW, T0 + 40).await.unwrap(),
+        Reservation::Refused { .. }
+    ));
+    // Refusals never extend the window: it ends on time, then counting starts afresh.
+    let after = T0 + WINDOW;
+    let counted = granted(store.reserve_login(&ip_only, WINDOW, after).await.unwrap());
+    assert_eq!(counted, [("i:10.0.0.1".to_owned(), after + WINDOW)]);
+    assert_eq!(
+        store.delete_expired_login_limits(after).await.unwrap(),
+        1,
+        "amy's window ended"
+    );
+}
+
+async fn a_released_attempt_gives_its_count_back_and_clears_what_it_names(
+    store: SharedMetadataStore,
+) {
+    const WINDOW: i64 = 60_000;
+    let both = scopes(&[("u:amy", 1), ("i:10.0.0.1", 1)]);
+    let Reservation::Granted(counted) = store.reserve_login(&both, WINDOW, T0).await.unwrap()
+    else {
+        panic!("refused")
+    };
+    store.release_login(&counted, &[]).await.unwrap();
+    let Reservation::Granted(counted) = store.reserve_login(&both, WINDOW, T0 + 1).await.unwrap()
+    else {
+        panic!("a released attempt still counted")
+    };
+    // A success: its address's count given back, amy's scope forgotten.
+    store
+        .release_login(&counted, &["u:amy".to_owned()])
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.reserve_login(&both, WINDOW, T0 + 2).await.unwrap(),
+        Reservation::Granted(_)
+    ));
+    // Releasing a window that has since been replaced takes nothing from the new one.
+    let stale = [("i:10.0.0.1".to_owned(), T0 + WINDOW - 1)];
+    store.release_login(&stale, &[]).await.unwrap();
+    assert!(matches!(
+        store.reserve_login(&both, WINDOW, T0 + 3).await.unwrap(),
+        Reservation::Refused { .. }
+    ));
+}
+
+async fn parallel_reservations_never_pass_the_limit(store: SharedMetadataStore) {
+    let scope = scopes(&[("ui:amy|10.0.0.9", 5), ("u:amy", 50), ("i:10.0.0.9", 20)]);
+    let attempts = (0..60).map(|i| {
+        let store = store.clone();
+        let scope = scope.clone();
+        async move { store.reserve_login(&scope, 60_000, T0 + i).await.unwrap() }
+    });
+    let answers = futures_util::future::join_all(attempts).await;
+    let granted = answers
+        .iter()
+        .filter(|a| matches!(a, Reservation::Granted(_)))
+        .count();
+    assert_eq!(granted, 5, "{answers:?}");
 }

@@ -400,7 +400,7 @@ async fn the_standard_engine_keeps_8k_audio_at_8k_in_the_sessions_language() {
 async fn ready_reports_the_engine_ready_when_its_credentials_resolve() {
     let fake = FakeTranscribe::start().await;
     let app = TestApp::spawn_with(&[], engine(Variant::Medical, settings(&fake))).await;
-    let body: serde_json::Value = reqwest::get(app.http_url("/ready"))
+    let body: serde_json::Value = reqwest::get(app.admin_url("/ready"))
         .await
         .unwrap()
         .json()
@@ -582,7 +582,7 @@ async fn ready_reports_the_engine_not_ready_until_the_default_chain_has_credenti
     ];
     let dir = tempfile::tempdir().unwrap();
     let mut bare = ServerProcess::start(dir.path(), &base).await;
-    let ready = reqwest::get(format!("http://127.0.0.1:{}/ready", bare.port))
+    let ready = reqwest::get(format!("http://127.0.0.1:{}/ready", bare.admin_port))
         .await
         .unwrap();
     assert_eq!(ready.status(), 503);
@@ -605,7 +605,7 @@ async fn ready_reports_the_engine_not_ready_until_the_default_chain_has_credenti
     ]);
     let dir = tempfile::tempdir().unwrap();
     let mut keyed = ServerProcess::start(dir.path(), &with_keys).await;
-    let ready = reqwest::get(format!("http://127.0.0.1:{}/ready", keyed.port))
+    let ready = reqwest::get(format!("http://127.0.0.1:{}/ready", keyed.admin_port))
         .await
         .unwrap();
     assert_eq!(ready.status(), 200);

@@ -10,6 +10,7 @@
 mod common;
 
 use auscult::eval::{word_error_rate as wer, words as normalized_words};
+use auscult::protocol::{CloseReason, ErrorCode};
 use common::speech::{
     assert_transcript_stored, checked_finals, joined_text, noise_s16, send_paced, shared_whisper,
     silence_s16, speech_s16,
@@ -181,6 +182,47 @@ fn event(id: &str, is_partial: bool, start: f64, end: f64) -> auscult::protocol:
         text: format!("{id} {is_partial}"),
         words: Vec::new(),
     })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audio_waiting_inside_whisper_counts_toward_the_buffer_limit() {
+    // A minute of speech at once, far faster than the engine decodes: the
+    // audio piles up in the engine's inbox, and the limit (5 s of engine
+    // audio) must fire there, storing what was sent.
+    let app = TestApp::spawn_with(
+        &[("AUSCULT_MAX_BUFFER_BYTES", "320000")],
+        vec![shared_whisper()],
+    )
+    .await;
+    let sentence = "the patient reports chest pain radiating to the left arm since this morning. ";
+    let pcm = speech_s16(&sentence.repeat(12), 16_000, 0.2, 0.2);
+    assert!(
+        pcm.len() > 16_000 * 2 * 30,
+        "at least half a minute of speech"
+    );
+    let mut client: WsClient = app.connect_ws().await;
+    let ready = client.start(16_000, Enc::S16, 1).await;
+    for frame in pcm.chunks(3200) {
+        if !client.try_send_binary(frame).await {
+            break;
+        }
+    }
+    let e = client.expect_error(ErrorCode::BufferLimit).await;
+    assert!(e.fatal);
+    let end = client.collect_until_close().await;
+    assert_eq!(end.closed_reason(), CloseReason::BufferLimit);
+    let stored = app.stored("local", &ready.session_id).await;
+    let n = stored.wav.data.len();
+    assert!(
+        n as u64 >= client.last_durable(),
+        "stored {n} < acknowledged"
+    );
+    assert!(
+        stored.wav.data == pcm[..n],
+        "the stored audio is what was sent"
+    );
+    stored.assert_status("stored", "buffer_limit");
+    app.stop().await;
 }
 
 #[test]

@@ -119,7 +119,7 @@ impl SessionStore for LoginSessionStore {
     }
 }
 
-/// Deletes expired login sessions every `every` until `stop`.
+/// Deletes expired login sessions and rate-limit windows every `every` until `stop`.
 pub async fn run_cleanup(store: SharedMetadataStore, every: Duration, stop: CancellationToken) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -132,6 +132,9 @@ pub async fn run_cleanup(store: SharedMetadataStore, every: Duration, stop: Canc
             Ok(0) => {}
             Ok(n) => tracing::debug!(event = "login_sessions_expired", count = n),
             Err(e) => tracing::warn!(event = "login_cleanup_failed", error = %e),
+        }
+        if let Err(e) = store.delete_expired_login_limits(wall_clock_ms()).await {
+            tracing::warn!(event = "login_cleanup_failed", error = %e);
         }
     }
 }

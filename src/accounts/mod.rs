@@ -13,7 +13,9 @@ use secrecy::SecretString;
 use crate::session::wall_clock_ms;
 use crate::storage::StorageError;
 use crate::storage::keys::{InvalidId, validate_id};
-use crate::storage::meta::{AuditAction, AuditEntry, RATE_LIMITED, SharedMetadataStore, User};
+use crate::storage::meta::{
+    AuditAction, AuditEntry, RATE_LIMITED, Reservation, SharedMetadataStore, User,
+};
 use crate::telemetry;
 pub use limits::RateLimits;
 pub use password::{HashError, Hasher};
@@ -43,10 +45,20 @@ pub enum LoginError {
     BadCredentials,
     #[error("too many failed logins; retry in {} s", retry_after.as_secs())]
     TooManyAttempts { retry_after: Duration },
+    /// Too many password checks are waiting; nothing was checked or counted.
+    #[error("too many logins at once")]
+    Busy,
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]
     Hashing(#[from] HashError),
+}
+
+/// What a password check found.
+enum Checked {
+    Valid(String),
+    /// Why not: `unknown_user`, `bad_password` or `disabled`.
+    Refused(&'static str),
 }
 
 /// What `disable_user` did.
@@ -151,9 +163,11 @@ impl Accounts {
     }
 
     /// Checks a login attempt from `ip` and returns the username. Every
-    /// outcome is audit-logged; failures count towards the rate limits. The
-    /// password is always hashed (against a dummy for unknown users), so the
-    /// answer's timing does not reveal which usernames exist.
+    /// outcome is audit-logged. The attempt is counted against the rate
+    /// limits before the password is hashed (so a parallel burst gets no
+    /// more hashes than the limits allow) and given back when it was not a
+    /// failure. The password is always hashed (against a dummy for unknown
+    /// users), so the answer's timing does not reveal which usernames exist.
     pub async fn login(
         &self,
         username: &str,
@@ -168,28 +182,31 @@ impl Accounts {
                 .with_detail(reason)
         };
         let now = wall_clock_ms();
-        if let Some(retry_after) = self
-            .limits
-            .retry_after(self.store.as_ref(), user, ip, now)
-            .await?
-        {
-            self.store.audit(&fail(RATE_LIMITED)).await?;
-            metrics::counter!(telemetry::LOGINS, "outcome" => RATE_LIMITED).increment(1);
-            tracing::warn!(event = "login_failed", user, ip, reason = RATE_LIMITED);
-            return Err(LoginError::TooManyAttempts { retry_after });
-        }
-        let credentials = match user {
-            Some(user) => self.store.credentials(user).await?,
-            None => None,
+        let window_ms = self.limits.window.as_millis() as i64;
+        let scopes = self.limits.scopes(user, ip);
+        let counted = match self.store.reserve_login(&scopes, window_ms, now).await? {
+            Reservation::Granted(counted) => counted,
+            Reservation::Refused { until_ms } => {
+                self.store.audit(&fail(RATE_LIMITED)).await?;
+                metrics::counter!(telemetry::LOGINS, "outcome" => RATE_LIMITED).increment(1);
+                tracing::warn!(event = "login_failed", user, ip, reason = RATE_LIMITED);
+                let retry_after = Duration::from_millis((until_ms - now).max(1) as u64);
+                return Err(LoginError::TooManyAttempts { retry_after });
+            }
         };
-        let hash = credentials.as_ref().map(|c| c.password_hash.clone());
-        let matches = self.hasher.verify(password, hash).await?;
-        let reason = match &credentials {
-            None => "unknown_user",
-            Some(_) if !matches => "bad_password",
-            Some(c) if c.user.disabled => "disabled",
-            Some(c) => {
-                let name = c.user.username.clone();
+        let outcome = self.check_password(user, password).await;
+        let cleared = match &outcome {
+            Ok(Checked::Valid(name)) => self.limits.cleared_by_success(name, ip),
+            _ => Vec::new(),
+        };
+        // Only a wrong password (or unknown or disabled user) stays counted.
+        if !matches!(outcome, Ok(Checked::Refused(_)))
+            && let Err(e) = self.store.release_login(&counted, &cleared).await
+        {
+            telemetry::storage_failure("metadata", "login_limits", &e);
+        }
+        let reason = match outcome {
+            Ok(Checked::Valid(name)) => {
                 self.store
                     .audit(&AuditEntry::new(AuditAction::Login, Some(&name)).with_ip(ip))
                     .await?;
@@ -197,11 +214,39 @@ impl Accounts {
                 tracing::info!(event = "login", user = %name, ip);
                 return Ok(name);
             }
+            Ok(Checked::Refused(reason)) => reason,
+            Err(LoginError::Hashing(HashError::Busy)) => {
+                metrics::counter!(telemetry::LOGINS, "outcome" => "busy").increment(1);
+                tracing::warn!(event = "login_busy", user, ip);
+                return Err(LoginError::Busy);
+            }
+            Err(e) => return Err(e),
         };
         self.store.audit(&fail(reason)).await?;
         metrics::counter!(telemetry::LOGINS, "outcome" => reason).increment(1);
         tracing::info!(event = "login_failed", user, ip, reason);
         Err(LoginError::BadCredentials)
+    }
+
+    /// Hashes the password against `user`'s (or a dummy) and says whether it
+    /// opens an enabled account.
+    async fn check_password(
+        &self,
+        user: Option<&str>,
+        password: SecretString,
+    ) -> Result<Checked, LoginError> {
+        let credentials = match user {
+            Some(user) => self.store.credentials(user).await?,
+            None => None,
+        };
+        let hash = credentials.as_ref().map(|c| c.password_hash.clone());
+        let matches = self.hasher.verify(password, hash).await?;
+        Ok(match credentials {
+            None => Checked::Refused("unknown_user"),
+            Some(_) if !matches => Checked::Refused("bad_password"),
+            Some(c) if c.user.disabled => Checked::Refused("disabled"),
+            Some(c) => Checked::Valid(c.user.username),
+        })
     }
 
     /// Records a logout.

@@ -1,8 +1,13 @@
 //! Password hashing: argon2id PHC strings (argon2's default parameters,
 //! OWASP's minimum: 19 MiB, 2 passes). A hash costs tens of milliseconds of
-//! CPU, so it runs on a blocking thread, and only a few at once.
+//! CPU, so it runs on a blocking thread, on at most half the cores (the
+//! speech engine needs the rest), and the queue in front of it is bounded in
+//! length and in wait: a flood of logins is answered "busy" at once instead
+//! of piling up.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
@@ -13,36 +18,64 @@ use tokio::sync::Semaphore;
 /// The shortest password `auscult users add` accepts, in characters.
 pub const MIN_LENGTH: usize = 10;
 
-/// Hashes being computed at once, at most (each holds 19 MiB).
-const CONCURRENT_HASHES: usize = 4;
+/// Hashes waiting for a thread, at most, per core.
+const QUEUE_PER_CORE: usize = 4;
+/// The longest a hash waits for a thread before the caller hears "busy".
+const MAX_WAIT: Duration = Duration::from_secs(3);
 
 /// Why a hash could not be computed or checked (never says anything about the password).
 #[derive(Debug, thiserror::Error)]
-#[error("password hashing failed: {0}")]
-pub struct HashError(String);
+pub enum HashError {
+    /// Too many hashes are waiting already; nothing was hashed. Retryable.
+    #[error("too many password checks at once")]
+    Busy,
+    #[error("password hashing failed: {0}")]
+    Failed(String),
+}
 
 /// Hashes and verifies passwords off the async workers.
 #[derive(Clone)]
 pub struct Hasher {
     permits: Arc<Semaphore>,
+    waiting: Arc<AtomicUsize>,
+    max_waiting: usize,
+    max_wait: Duration,
 }
 
 impl Default for Hasher {
     fn default() -> Self {
-        Hasher {
-            permits: Arc::new(Semaphore::new(CONCURRENT_HASHES)),
-        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self::with_limits((cores / 2).max(1), QUEUE_PER_CORE * cores, MAX_WAIT)
+    }
+}
+
+/// Counts a caller as waiting until it is dropped.
+struct Waiting(Arc<AtomicUsize>);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
 impl Hasher {
+    /// `concurrent` hashes at once, `max_waiting` more queued for at most `max_wait`.
+    pub fn with_limits(concurrent: usize, max_waiting: usize, max_wait: Duration) -> Self {
+        Hasher {
+            permits: Arc::new(Semaphore::new(concurrent.max(1))),
+            waiting: Arc::new(AtomicUsize::new(0)),
+            max_waiting,
+            max_wait,
+        }
+    }
+
     /// The PHC string (`$argon2id$v=19$…`) of `password` with a fresh salt.
     pub async fn hash(&self, password: SecretString) -> Result<String, HashError> {
         self.blocking(move || {
             Argon2::default()
                 .hash_password(password.expose_secret().as_bytes())
                 .map(|h| h.to_string())
-                .map_err(|e| HashError(e.to_string()))
+                .map_err(|e| HashError::Failed(e.to_string()))
         })
         .await?
     }
@@ -78,14 +111,25 @@ impl Hasher {
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, HashError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| HashError(e.to_string()))?;
+        let queued = self
+            .waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max_waiting).then_some(n + 1)
+            })
+            .is_ok();
+        if !queued {
+            return Err(HashError::Busy);
+        }
+        let waiting = Waiting(Arc::clone(&self.waiting));
+        let _permit = match tokio::time::timeout(self.max_wait, self.permits.acquire()).await {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(e)) => return Err(HashError::Failed(e.to_string())),
+            Err(_) => return Err(HashError::Busy),
+        };
+        drop(waiting);
         tokio::task::spawn_blocking(work)
             .await
-            .map_err(|e| HashError(e.to_string()))
+            .map_err(|e| HashError::Failed(e.to_string()))
     }
 }
 
@@ -127,6 +171,38 @@ mod tests {
                 .await
                 .unwrap()
         );
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_answers_busy_without_hashing() {
+        // One thread, one waiting: a third caller is refused at once.
+        let hasher = Hasher::with_limits(1, 1, Duration::from_secs(30));
+        let checks: Vec<_> = (0..3)
+            .map(|_| {
+                let hasher = hasher.clone();
+                tokio::spawn(async move {
+                    hasher
+                        .verify(SecretString::from("anything at all"), None)
+                        .await
+                })
+            })
+            .collect();
+        let mut busy = 0;
+        for check in checks {
+            match check.await.unwrap() {
+                Ok(false) => {}
+                Err(HashError::Busy) => busy += 1,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(busy >= 1, "three checks through a queue of one");
+        // A caller that waits too long is refused too.
+        let slow = Hasher::with_limits(1, 10, Duration::from_millis(1));
+        let results = futures_util::future::join_all(
+            (0..4).map(|_| slow.verify(SecretString::from("anything at all"), None)),
+        )
+        .await;
+        assert!(results.iter().any(|r| matches!(r, Err(HashError::Busy))));
     }
 
     #[test]

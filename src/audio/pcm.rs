@@ -37,11 +37,30 @@ impl Encoding {
 }
 
 /// The audio format of one session, as declared by the client and validated.
+/// Read back (a spool's `meta.json`) it is checked by [`AudioFormat::new`]
+/// again, so a file on disk cannot carry a format a client could not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "UncheckedFormat")]
 pub struct AudioFormat {
     pub encoding: Encoding,
     pub sample_rate: u32,
     pub channels: u16,
+}
+
+/// An [`AudioFormat`] as written, before [`AudioFormat::new`] checked it.
+#[derive(serde::Deserialize)]
+struct UncheckedFormat {
+    encoding: Encoding,
+    sample_rate: u32,
+    channels: u16,
+}
+
+impl TryFrom<UncheckedFormat> for AudioFormat {
+    type Error = FormatError;
+
+    fn try_from(f: UncheckedFormat) -> Result<Self, FormatError> {
+        AudioFormat::new(f.encoding.as_str(), f.sample_rate, f.channels)
+    }
 }
 
 /// A rejected format, with the stable error code the client gets.

@@ -96,8 +96,10 @@ impl StreamResampler {
         let Some(inner) = self.inner.as_mut() else {
             return;
         };
-        let ratio = f64::from(self.output_rate) / f64::from(self.input_rate);
-        let expected = (inner.frames_in as f64 * ratio).ceil() as u64;
+        // In integers: in floating point, exact multiples such as 2141 samples
+        // at 8564 Hz (4000 out) round up to one sample too many.
+        let expected = (u128::from(inner.frames_in) * u128::from(self.output_rate))
+            .div_ceil(u128::from(self.input_rate)) as u64;
         let live = inner.pending.len() - inner.start;
         if live > 0 {
             let need = inner.fft.input_frames_next();
@@ -243,6 +245,14 @@ mod tests {
             let expected = (input.len() as f64 * to as f64 / from as f64).ceil() as usize;
             assert_eq!(out.len(), expected, "{from}->{to}");
         }
+    }
+
+    /// Found checking the `start_and_audio` fuzz target's length property.
+    #[test]
+    fn an_exact_multiple_of_the_rate_ratio_gets_no_extra_sample() {
+        let input = sine(8_564, 300.0, 0.25);
+        let out = streamed(&input[..2_141], 8_564, 16_000, &[160]);
+        assert_eq!(out.len(), 4_000);
     }
 
     #[test]

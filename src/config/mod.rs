@@ -10,12 +10,14 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 mod keys;
+mod network;
 mod summary;
 #[cfg(test)]
 mod tests;
 mod transcribe;
 
 use keys::{ENV_KEYS, file_values};
+pub use network::NetworkConfig;
 use transcribe::transcribe_settings;
 
 /// The fully resolved configuration the server runs with.
@@ -46,7 +48,11 @@ pub struct Config {
     /// in `start.engine` (`AUSCULT_ENGINES=whisper,transcribe-medical`).
     pub engines: Vec<String>,
     pub max_sessions: usize,
+    /// Sessions one user may hold at once (live or awaiting resume).
+    pub max_sessions_per_user: usize,
     pub idle_timeout: Duration,
+    /// How long a new connection may take to send its `start`.
+    pub start_timeout: Duration,
     pub max_duration: Duration,
     /// Audio accepted but not yet handed on (engine backlog) per session, in bytes.
     pub max_buffer_bytes: u64,
@@ -55,6 +61,8 @@ pub struct Config {
     /// Bearer token → user id.
     pub api_tokens: Vec<ApiToken>,
     pub allowed_origins: Vec<String>,
+    /// Hosts, proxies, connection limits and the admin listener.
+    pub network: NetworkConfig,
     /// A cookie login ends after this long without a request (automatic logoff).
     pub login_idle: Duration,
     pub fsync_interval: Duration,
@@ -281,6 +289,18 @@ impl Config {
             }
         };
         let transcribe = transcribe_settings(&get)?;
+        let network = network::network_settings(&get, max_sessions)?;
+        let max_sessions_per_user: usize = parse(
+            get("max_sessions_per_user"),
+            "AUSCULT_MAX_SESSIONS_PER_USER",
+            "10",
+        )?;
+        if max_sessions_per_user == 0 {
+            return Err(invalid(
+                "AUSCULT_MAX_SESSIONS_PER_USER",
+                "must be at least 1",
+            ));
+        }
         Ok(Config {
             listen,
             database_url: SecretString::from(database_url),
@@ -307,7 +327,9 @@ impl Config {
             engine,
             engines,
             max_sessions,
+            max_sessions_per_user,
             idle_timeout: secs("idle_timeout_secs", "AUSCULT_IDLE_TIMEOUT_SECS", 300)?,
+            start_timeout: secs("start_timeout_secs", "AUSCULT_START_TIMEOUT_SECS", 10)?,
             max_duration: secs("max_duration_secs", "AUSCULT_MAX_DURATION_SECS", 1800)?,
             max_buffer_bytes: parse(
                 get("max_buffer_bytes"),
@@ -323,6 +345,7 @@ impl Config {
                 .map(|s| s.trim().trim_end_matches('/').to_owned())
                 .filter(|s| !s.is_empty())
                 .collect(),
+            network,
             login_idle: secs("login_idle_secs", "AUSCULT_LOGIN_IDLE_SECS", 900)?,
             fsync_interval: Duration::from_millis(fsync_ms.max(10)),
             storage_retry_interval: secs("storage_retry_secs", "AUSCULT_STORAGE_RETRY_SECS", 30)?,
@@ -439,8 +462,53 @@ fn parse_tokens(raw: &str) -> Result<Vec<ApiToken>, ConfigError> {
     Ok(out)
 }
 
-/// Replaces the password in `scheme://user:password@host/...` with `****`.
+/// Query parameters whose values are secrets wherever they appear in a URL
+/// (libpq takes `?password=`, S3-style URLs may carry keys).
+const SECRET_PARAMS: &[&str] = &[
+    "password",
+    "passwd",
+    "pass",
+    "secret",
+    "token",
+    "access_token",
+    "api_key",
+    "apikey",
+    "key",
+    "sslpassword",
+    "x-amz-signature",
+    "x-amz-credential",
+    "x-amz-security-token",
+];
+
+/// Masks the secrets of a URL with `****`: the password in
+/// `scheme://user:password@host/...` and the value of any query parameter
+/// named like a secret (`?password=`, `?token=`, ...).
 pub fn redact_url(url: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let mut out = redact_userinfo(base);
+    if let Some(query) = query {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, _)) if is_secret_param(name) => format!("{name}=****"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+    }
+    out
+}
+
+fn is_secret_param(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    SECRET_PARAMS.contains(&name.as_str()) || name.ends_with("password") || name.ends_with("secret")
+}
+
+fn redact_userinfo(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };

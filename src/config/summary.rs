@@ -96,6 +96,33 @@ impl Config {
                 },
             ),
             ("AUSCULT_ALLOWED_ORIGINS", self.allowed_origins.join(",")),
+            ("AUSCULT_ALLOWED_HOSTS", join(&self.network.allowed_hosts)),
+            (
+                "AUSCULT_TRUSTED_PROXIES",
+                join(&self.network.trusted_proxies),
+            ),
+            (
+                "AUSCULT_ADMIN_LISTEN",
+                self.network
+                    .admin_listen
+                    .map_or_else(|| "off".to_owned(), |a| a.to_string()),
+            ),
+            (
+                "AUSCULT_MAX_CONNECTIONS",
+                self.network.max_connections.to_string(),
+            ),
+            (
+                "AUSCULT_HEADER_READ_TIMEOUT_SECS",
+                self.network.header_read_timeout.as_secs().to_string(),
+            ),
+            (
+                "AUSCULT_START_TIMEOUT_SECS",
+                self.start_timeout.as_secs().to_string(),
+            ),
+            (
+                "AUSCULT_MAX_SESSIONS_PER_USER",
+                self.max_sessions_per_user.to_string(),
+            ),
             (
                 "AUSCULT_LOGIN_IDLE_SECS",
                 self.login_idle.as_secs().to_string(),
@@ -210,4 +237,12 @@ impl Config {
         ];
         rows.iter().map(|(k, v)| format!("{k}={v}\n")).collect()
     }
+}
+
+fn join<T: std::fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }

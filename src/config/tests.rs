@@ -212,3 +212,78 @@ fn transcribe_settings_are_checked_against_what_the_service_accepts() {
         assert!(Config::load_from(None, &env(&[bad])).is_err(), "{bad:?}");
     }
 }
+
+#[test]
+fn a_password_in_the_query_of_a_url_is_redacted_too() {
+    let c = Config::load_from(
+        None,
+        &env(&[(
+            "AUSCULT_DATABASE_URL",
+            "postgresql://app@db/auscult?sslmode=require&password=hunter22&PGPASSWORD=x2y",
+        )]),
+    )
+    .unwrap();
+    let summary = c.redacted_summary();
+    assert!(
+        !summary.contains("hunter22") && !summary.contains("x2y"),
+        "{summary}"
+    );
+    assert!(
+        summary
+            .contains("postgresql://app@db/auscult?sslmode=require&password=****&PGPASSWORD=****"),
+        "{summary}"
+    );
+    assert_eq!(redact_url("s3://bucket/prefix"), "s3://bucket/prefix");
+    assert_eq!(
+        redact_url("https://u:p@h/x?token=abc&a=b"),
+        "https://u:****@h/x?token=****&a=b"
+    );
+}
+
+#[test]
+fn network_settings_are_parsed_and_checked() {
+    let c = Config::load_from(
+        None,
+        &env(&[
+            (
+                "AUSCULT_ALLOWED_HOSTS",
+                "auscult.example.org, *.clinic.example",
+            ),
+            ("AUSCULT_TRUSTED_PROXIES", "10.0.0.0/16,127.0.0.1"),
+            ("AUSCULT_ADMIN_LISTEN", "127.0.0.1:9090"),
+            ("AUSCULT_MAX_SESSIONS", "700"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.network.allowed_hosts.len(), 2);
+    assert_eq!(c.network.trusted_proxies.len(), 2);
+    assert_eq!(
+        c.network.admin_listen,
+        Some("127.0.0.1:9090".parse().unwrap())
+    );
+    assert_eq!(
+        c.network.max_connections, 1400,
+        "twice the sessions when more than 1024"
+    );
+    assert_eq!(c.network.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(c.start_timeout, Duration::from_secs(10));
+    assert_eq!(c.max_sessions_per_user, 10);
+    let summary = c.redacted_summary();
+    assert!(summary.contains("AUSCULT_ALLOWED_HOSTS=auscult.example.org,*.clinic.example"));
+    assert!(summary.contains("AUSCULT_TRUSTED_PROXIES=10.0.0.0/16,127.0.0.1/32"));
+    let defaults = Config::load_from(None, &env(&[])).unwrap();
+    assert_eq!(defaults.network.admin_listen, None);
+    assert_eq!(defaults.network.max_connections, 1024);
+    for bad in [
+        ("AUSCULT_TRUSTED_PROXIES", "10.0.0.0/40"),
+        ("AUSCULT_ALLOWED_HOSTS", "not a host"),
+        ("AUSCULT_ADMIN_LISTEN", "nowhere"),
+        ("AUSCULT_MAX_CONNECTIONS", "50"),
+        ("AUSCULT_HEADER_READ_TIMEOUT_SECS", "0"),
+        ("AUSCULT_START_TIMEOUT_SECS", "0"),
+        ("AUSCULT_MAX_SESSIONS_PER_USER", "0"),
+    ] {
+        let err = Config::load_from(None, &env(&[bad])).unwrap_err();
+        assert!(err.to_string().contains(bad.0), "{bad:?}: {err}");
+    }
+}

@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 
 use super::{
-    Engine, EngineError, EngineEvent, EngineInput, EngineStream, Readiness, STREAM_CHANNEL_DEPTH,
-    StreamParams, TranscriptResult,
+    Consumed, Engine, EngineError, EngineEvent, EngineInput, EngineStream, Readiness,
+    STREAM_CHANNEL_DEPTH, StreamParams, TranscriptResult,
 };
 
 pub const NAME: &str = "loadtest";
@@ -42,11 +42,18 @@ impl Engine for LoadTestEngine {
     async fn open(&self, params: StreamParams) -> Result<EngineStream, EngineError> {
         let (audio_tx, audio_rx) = mpsc::channel(STREAM_CHANNEL_DEPTH);
         let (events_tx, events_rx) = mpsc::channel(STREAM_CHANNEL_DEPTH);
-        tokio::spawn(run(params.sample_rate, audio_rx, events_tx));
+        let consumed = Arc::new(Consumed::default());
+        tokio::spawn(run(
+            params.sample_rate,
+            audio_rx,
+            events_tx,
+            Arc::clone(&consumed),
+        ));
         Ok(EngineStream {
             audio: audio_tx,
             events: events_rx,
             lag_ms: Arc::new(AtomicU64::new(0)),
+            consumed,
         })
     }
 
@@ -56,7 +63,12 @@ impl Engine for LoadTestEngine {
 }
 
 /// The stream task: ends when the session drops its sender or after `Finish`.
-async fn run(rate: u32, mut audio: mpsc::Receiver<EngineInput>, events: mpsc::Sender<EngineEvent>) {
+async fn run(
+    rate: u32,
+    mut audio: mpsc::Receiver<EngineInput>,
+    events: mpsc::Sender<EngineEvent>,
+    consumed: Arc<Consumed>,
+) {
     let rate = u64::from(rate.max(1));
     let mut samples: u64 = 0;
     let mut reported_secs: u64 = 0;
@@ -64,6 +76,7 @@ async fn run(rate: u32, mut audio: mpsc::Receiver<EngineInput>, events: mpsc::Se
         match input {
             EngineInput::Audio(chunk) => {
                 samples += chunk.len() as u64;
+                consumed.reached(samples);
                 while samples / rate > reported_secs {
                     reported_secs += 1;
                     if emit(&events, reported_secs, reported_secs as f64, samples)

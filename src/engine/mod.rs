@@ -88,6 +88,28 @@ pub struct EngineStream {
     /// How far the engine's processing trails the audio it was given, in ms.
     /// Engines that cannot tell leave it at 0.
     pub lag_ms: Arc<AtomicU64>,
+    /// How much of the audio it was given the engine has dealt with.
+    pub consumed: Arc<Consumed>,
+}
+
+/// How many samples of a stream's audio the engine has dealt with: decoded
+/// (Whisper) or handed to its service (Transcribe, Riva). The session counts
+/// what it handed over; the difference is audio waiting inside the engine
+/// (its channel, an inbox, a resend buffer during a reconnect), which the
+/// session's buffer limit counts beside its own backlog.
+#[derive(Debug, Default)]
+pub struct Consumed(AtomicU64);
+
+impl Consumed {
+    /// Records that the first `samples` of the stream are dealt with (never goes back).
+    pub fn reached(&self, samples: u64) {
+        self.0
+            .fetch_max(samples, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn samples(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// Whether an engine can take sessions now, and why not.

@@ -25,6 +25,10 @@ pub enum ErrorCode {
     UnknownSession,
     MessageTooBig,
     ServerAtCapacity,
+    /// The user already holds `AUSCULT_MAX_SESSIONS_PER_USER` sessions.
+    UserAtCapacity,
+    /// No `start` within `AUSCULT_START_TIMEOUT_SECS` of connecting.
+    StartTimeout,
     IdleTimeout,
     MaxDuration,
     BufferLimit,
@@ -52,6 +56,8 @@ impl ErrorCode {
             ErrorCode::UnknownSession => "unknown_session",
             ErrorCode::MessageTooBig => "message_too_big",
             ErrorCode::ServerAtCapacity => "server_at_capacity",
+            ErrorCode::UserAtCapacity => "user_at_capacity",
+            ErrorCode::StartTimeout => "start_timeout",
             ErrorCode::IdleTimeout => "idle_timeout",
             ErrorCode::MaxDuration => "max_duration",
             ErrorCode::BufferLimit => "buffer_limit",
@@ -81,6 +87,11 @@ pub enum CloseReason {
     Recovered,
     /// The session's user was disabled while recording; what was sent is stored.
     AccessRevoked,
+    /// The login the session was opened with ended (logout); what was sent is stored.
+    LoggedOut,
+    /// The server's disk failed to keep the audio (a spool write or fsync
+    /// failed); what was acknowledged is stored, or kept and retried.
+    SpoolFailed,
 }
 
 impl CloseReason {
@@ -95,7 +106,29 @@ impl CloseReason {
             CloseReason::StoragePending => "storage_pending",
             CloseReason::Recovered => "recovered",
             CloseReason::AccessRevoked => "access_revoked",
+            CloseReason::LoggedOut => "logged_out",
+            CloseReason::SpoolFailed => "spool_failed",
         }
+    }
+
+    /// The reason named `text` (as stored or sent), if there is one.
+    pub fn parse(text: &str) -> Option<CloseReason> {
+        use CloseReason::*;
+        [
+            ClientStop,
+            IdleTimeout,
+            MaxDuration,
+            BufferLimit,
+            ServerShutdown,
+            EngineFailed,
+            StoragePending,
+            Recovered,
+            AccessRevoked,
+            LoggedOut,
+            SpoolFailed,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == text)
     }
 
     /// The WebSocket close code that goes with this reason.
@@ -105,8 +138,9 @@ impl CloseReason {
                 CloseCode::Normal
             }
             CloseReason::ServerShutdown => CloseCode::GoingAway,
-            CloseReason::AccessRevoked => CloseCode::Policy,
+            CloseReason::AccessRevoked | CloseReason::LoggedOut => CloseCode::Policy,
             CloseReason::BufferLimit
+            | CloseReason::SpoolFailed
             | CloseReason::EngineFailed
             | CloseReason::StoragePending
             | CloseReason::Recovered => CloseCode::ServerError,

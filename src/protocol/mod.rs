@@ -135,13 +135,18 @@ fn replace_words(text: &str, find: &str, with: &str) -> String {
         let end = at + find.len();
         let before = rest[..at].chars().next_back().or(out.chars().next_back());
         let after = rest[end..].chars().next();
-        out.push_str(&rest[..at]);
         if is_word(before) || is_word(after) {
-            out.push_str(find);
+            // Part of a longer word: step one character only, so an
+            // overlapping occurrence that stands alone ("1 1" in "11 1 1")
+            // is still found and redacted.
+            let step = at + rest[at..].chars().next().map_or(1, char::len_utf8);
+            out.push_str(&rest[..step]);
+            rest = &rest[step..];
         } else {
+            out.push_str(&rest[..at]);
             out.push_str(with);
+            rest = &rest[end..];
         }
-        rest = &rest[end..];
     }
     out.push_str(rest);
     out
@@ -228,6 +233,27 @@ mod tests {
         assert_eq!(
             super::Entity::redact("no entity", &[entity("")]),
             "no entity"
+        );
+    }
+
+    /// Found by the `redaction` fuzz target: a match kept because it is part
+    /// of a longer word used to hide an overlapping match that stands alone.
+    #[test]
+    fn an_entity_overlapping_a_longer_word_is_still_redacted_where_it_stands_alone() {
+        let entity = |content: &str| super::Entity {
+            category: "PHI".into(),
+            start: 0.0,
+            end: 1.0,
+            content: content.into(),
+            confidence: None,
+        };
+        assert_eq!(
+            super::Entity::redact("11 1 1", &[entity("1 1")]),
+            "11 [PHI]"
+        );
+        assert_eq!(
+            super::Entity::redact("Re\0e\0e;e", &[entity("e\0e")]),
+            "Re\0[PHI];e"
         );
     }
 

@@ -8,10 +8,10 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 use super::link::{ClientLink, Inbound};
 use super::manager::Shared;
+use super::revocation::Revocation;
 use super::spool::{Spool, SpoolMeta};
 use super::{closing, wall_clock_ms};
 use crate::audio::{AudioFormat, StreamResampler};
@@ -33,6 +33,8 @@ pub struct Attach {
     pub link: ClientLink,
     pub format: AudioFormat,
     pub offset_bytes: u64,
+    /// The hash of the cookie login the new connection came with.
+    pub login: Option<String>,
 }
 
 /// Everything a new session starts from.
@@ -44,8 +46,8 @@ pub(super) struct Opening {
     pub start: StartMsg,
     pub link: ClientLink,
     pub attach_rx: mpsc::Receiver<Attach>,
-    /// Cancelled when the session's user loses access (disabled).
-    pub revoked: CancellationToken,
+    /// Ends the session from outside (user disabled, login ended).
+    pub revoked: Revocation,
 }
 
 pub(super) struct Actor {
@@ -56,9 +58,11 @@ pub(super) struct Actor {
     engine: EngineStream,
     backlog: VecDeque<Vec<f32>>,
     backlog_bytes: u64,
+    /// Samples handed to the engine stream so far (its `consumed` trails this).
+    handed: u64,
     link: Option<ClientLink>,
     attach_rx: mpsc::Receiver<Attach>,
-    revoked: CancellationToken,
+    revoked: Revocation,
     write_buf: Vec<u8>,
     mono: Vec<f32>,
     pub(super) finals: Vec<FinalSegment>,
@@ -78,6 +82,8 @@ pub(super) struct Actor {
 /// What woke the event loop.
 enum Wake {
     End(CloseReason),
+    /// An fsync of the spool failed.
+    SpoolFailed,
     Inbound(Option<Inbound>),
     Engine(Option<EngineEvent>),
     EngineReady(Option<mpsc::OwnedPermit<EngineInput>>),
@@ -108,7 +114,7 @@ impl Actor {
             let link = &o.link;
             async move {
                 telemetry::client_error(code);
-                let _ = link.send(ServerMsg::error(code, message, true)).await;
+                let _ = link.send_last(ServerMsg::error(code, message, true)).await;
                 link.close(close, code.as_str()).await;
             }
         };
@@ -198,6 +204,7 @@ impl Actor {
             engine,
             backlog: VecDeque::new(),
             backlog_bytes: 0,
+            handed: 0,
             link: Some(o.link),
             attach_rx: o.attach_rx,
             revoked: o.revoked,
@@ -250,12 +257,14 @@ impl Actor {
         tokio::pin!(max_duration, idle);
         let shutdown = self.shared.shutdown.clone();
         let revoked = self.revoked.clone();
+        let spool_failed = self.spool.failed().clone();
         loop {
             let backlog_waiting = !self.backlog.is_empty();
             let engine_sender = self.engine.audio.clone();
             let wake = tokio::select! {
                 () = shutdown.cancelled() => Wake::End(CloseReason::ServerShutdown),
-                () = revoked.cancelled() => Wake::End(CloseReason::AccessRevoked),
+                reason = revoked.revoked() => Wake::End(reason),
+                () = spool_failed.cancelled() => Wake::SpoolFailed,
                 msg = recv_link(&mut self.link) => Wake::Inbound(msg),
                 event = self.engine.events.recv(), if !self.engine_done => Wake::Engine(event),
                 permit = engine_sender.reserve_owned(), if backlog_waiting => Wake::EngineReady(permit.ok()),
@@ -265,6 +274,7 @@ impl Actor {
             };
             let step = match wake {
                 Wake::End(reason) => Step::End(reason),
+                Wake::SpoolFailed => self.spool_failed().await,
                 Wake::Inbound(Some(first)) => {
                     let step = self.on_inbound(first).await;
                     idle.as_mut()
@@ -281,6 +291,7 @@ impl Actor {
                         let bytes = (chunk.len() * 4) as u64;
                         self.backlog_bytes -= bytes;
                         metrics::gauge!(telemetry::ENGINE_BACKLOG_BYTES).decrement(bytes as f64);
+                        self.handed += chunk.len() as u64;
                         permit.send(EngineInput::Audio(chunk));
                     }
                     Step::Continue
@@ -306,7 +317,7 @@ impl Actor {
             let Some(link) = self.link.as_mut() else {
                 break;
             };
-            let Ok(next) = link.inbound.try_recv() else {
+            let Some(next) = link.inbound.try_recv() else {
                 break;
             };
             step = self.handle(next).await;
@@ -314,16 +325,14 @@ impl Actor {
         }
         if let Err(e) = self.flush_spool() {
             telemetry::storage_failure("spool", &self.meta.session_id, &e);
-            self.send_error(
-                ErrorCode::StorageFailed,
-                "cannot write audio to the spool",
-                true,
-            )
-            .await;
-            return Step::End(CloseReason::StoragePending);
+            return self.spool_failed().await;
+        }
+        // Acks mean durable: none once the disk has failed to keep the audio.
+        if self.spool.failed().is_cancelled() {
+            return self.spool_failed().await;
         }
         self.ack();
-        if self.backlog_bytes > self.shared.settings.max_buffer_bytes {
+        if self.waiting_bytes() > self.shared.settings.max_buffer_bytes {
             self.send_error(
                 ErrorCode::BufferLimit,
                 "the engine fell too far behind",
@@ -388,14 +397,28 @@ impl Actor {
         }
     }
 
+    /// The spool could not be written or fsynced: nothing more is
+    /// acknowledged, the client hears why, and the session ends storing
+    /// what it has (or keeping it for the retry).
+    async fn spool_failed(&mut self) -> Step {
+        self.send_error(
+            ErrorCode::StorageFailed,
+            "the server could not keep the audio safe on its disk; what was acknowledged is kept",
+            true,
+        )
+        .await;
+        Step::End(CloseReason::SpoolFailed)
+    }
+
     /// Queues resampled audio for the engine without ever blocking the session.
     pub(super) fn push_engine(&mut self, chunk: Vec<f32>) {
         if chunk.is_empty() || self.engine_done {
             return;
         }
         if self.backlog.is_empty() {
+            let samples = chunk.len() as u64;
             match self.engine.audio.try_send(EngineInput::Audio(chunk)) {
-                Ok(()) => {}
+                Ok(()) => self.handed += samples,
                 Err(mpsc::error::TrySendError::Full(EngineInput::Audio(chunk))) => {
                     self.queue_backlog(chunk)
                 }
@@ -425,6 +448,14 @@ impl Actor {
             self.clock.pop_front();
         }
         Ok(())
+    }
+
+    /// Audio accepted but not yet dealt with by the engine, in bytes of
+    /// 32-bit samples at the engine's rate: the session's own backlog plus
+    /// what waits inside the engine (its channel, inbox or resend buffer).
+    fn waiting_bytes(&self) -> u64 {
+        let inside = self.handed.saturating_sub(self.engine.consumed.samples());
+        self.backlog_bytes + inside * 4
     }
 
     fn engine_lag_ms(&self) -> u64 {
@@ -550,7 +581,7 @@ impl Actor {
             let msg = "resume must use the session's sample_rate, encoding and channels";
             let _ = a
                 .link
-                .send(ServerMsg::error(ErrorCode::BadStart, msg, true))
+                .send_last(ServerMsg::error(ErrorCode::BadStart, msg, true))
                 .await;
             a.link.close(CloseCode::BadStart, "bad_start").await;
             return;
@@ -566,6 +597,10 @@ impl Actor {
             resume_from
         );
         self.link = Some(a.link);
+        // The session now follows the login of the connection it is on.
+        if let Some(handle) = self.shared.sessions.get(&self.meta.session_id) {
+            *handle.login.lock().unwrap_or_else(|e| e.into_inner()) = a.login;
+        }
         self.send(self.ready(Some(resume_from))).await;
     }
 
@@ -575,9 +610,20 @@ impl Actor {
         }
     }
 
+    /// Queues a message for the client without ever waiting: a client whose
+    /// queue is full is not reading and is detached (it can resume).
     pub(super) async fn send(&mut self, msg: ServerMsg) {
         if let Some(link) = &self.link
-            && link.send(msg).await.is_err()
+            && link.send(msg).is_err()
+        {
+            self.detach("client stopped reading");
+        }
+    }
+
+    /// A closing session's last messages, given a moment to find room.
+    pub(super) async fn send_last(&mut self, msg: ServerMsg) {
+        if let Some(link) = &self.link
+            && link.send_last(msg).await.is_err()
         {
             self.detach("client stopped reading");
         }

@@ -38,8 +38,10 @@ pub(super) async fn close(mut actor: Actor, reason: CloseReason) {
     let result = store_with_retry(&shared.stores, &spool, &ending, STORE_ATTEMPTS).await;
     let final_reason = match result {
         Ok(stored) => {
-            actor.send(ServerMsg::Stored(stored)).await;
-            actor.send(ServerMsg::Closed(ClosedMsg { reason })).await;
+            actor.send_last(ServerMsg::Stored(stored)).await;
+            actor
+                .send_last(ServerMsg::Closed(ClosedMsg { reason }))
+                .await;
             if let Some(link) = actor.link() {
                 link.close(reason.close_code(), reason.as_str()).await;
             }
@@ -71,7 +73,7 @@ pub(super) async fn close(mut actor: Actor, reason: CloseReason) {
                 )
                 .await;
             actor
-                .send(ServerMsg::Closed(ClosedMsg {
+                .send_last(ServerMsg::Closed(ClosedMsg {
                     reason: CloseReason::StoragePending,
                 }))
                 .await;

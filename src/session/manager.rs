@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 use super::Stores;
 use super::actor::{self, Attach};
 use super::link::{ClientLink, Inbound};
+use super::revocation::Revocation;
 use super::spool::LiveSpools;
 use crate::audio::AudioFormat;
 use crate::config::Config;
@@ -25,7 +26,11 @@ use crate::telemetry;
 #[derive(Debug, Clone)]
 pub struct SessionSettings {
     pub max_sessions: usize,
+    /// Sessions one user may hold, live or awaiting resume.
+    pub max_sessions_per_user: usize,
     pub idle_timeout: Duration,
+    /// How long a connection may take to send its `start`.
+    pub start_timeout: Duration,
     pub max_duration: Duration,
     pub max_buffer_bytes: u64,
     pub max_message_bytes: usize,
@@ -38,7 +43,9 @@ impl SessionSettings {
     pub fn from_config(config: &Config) -> Self {
         SessionSettings {
             max_sessions: config.max_sessions,
+            max_sessions_per_user: config.max_sessions_per_user,
             idle_timeout: config.idle_timeout,
+            start_timeout: config.start_timeout,
             max_duration: config.max_duration,
             max_buffer_bytes: config.max_buffer_bytes,
             max_message_bytes: config.max_message_bytes,
@@ -52,8 +59,11 @@ impl SessionSettings {
 pub(super) struct SessionHandle {
     pub user_id: String,
     pub attach: mpsc::Sender<Attach>,
-    /// Ends the session `access_revoked` (its user was disabled).
-    pub revoke: CancellationToken,
+    /// Ends the session from outside: its user was disabled, its login ended.
+    pub revoke: Revocation,
+    /// The hash of the cookie login its connection came with (the latest
+    /// one, after a resume): when that login ends, so does the session.
+    pub login: std::sync::Mutex<Option<String>>,
 }
 
 pub(super) struct Shared {
@@ -63,6 +73,8 @@ pub(super) struct Shared {
     pub sessions: DashMap<String, SessionHandle>,
     /// Sessions admitted (live or being set up); the capacity check counts these.
     pub admitted: AtomicUsize,
+    /// Sessions admitted per user (an entry only while it is above zero).
+    pub per_user: DashMap<String, usize>,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
     pub live: LiveSpools,
@@ -90,6 +102,7 @@ impl SessionManager {
                 stores,
                 sessions: DashMap::new(),
                 admitted: AtomicUsize::new(0),
+                per_user: DashMap::new(),
                 shutdown: CancellationToken::new(),
                 tracker: TaskTracker::new(),
                 live,
@@ -101,6 +114,10 @@ impl SessionManager {
 
     pub fn settings(&self) -> &SessionSettings {
         &self.shared.settings
+    }
+
+    pub(super) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
     pub fn engines(&self) -> &EngineRegistry {
@@ -138,62 +155,13 @@ impl SessionManager {
         self.shared.shutdown.is_cancelled()
     }
 
-    /// Ends the live sessions of users who were disabled (on any instance:
-    /// `auscult users disable` only writes the database). Their audio so far
-    /// is stored as for any close; the session ends `access_revoked`.
-    /// Returns how many sessions were ended.
-    pub async fn revoke_disabled_users(&self) -> Result<usize, crate::storage::StorageError> {
-        let recording: std::collections::HashSet<String> = self
-            .shared
-            .sessions
-            .iter()
-            .map(|s| s.user_id.clone())
-            .collect();
-        if recording.is_empty() {
-            return Ok(0);
-        }
-        let disabled: std::collections::HashSet<String> = self
-            .shared
-            .stores
-            .metadata
-            .list_users()
-            .await?
-            .into_iter()
-            .filter(|u| u.disabled && recording.contains(&u.username))
-            .map(|u| u.username)
-            .collect();
-        let mut ended = 0;
-        for session in self.shared.sessions.iter() {
-            if disabled.contains(&session.user_id) && !session.revoke.is_cancelled() {
-                tracing::warn!(event = "session_access_revoked", session_id = %session.key(), user_id = %session.user_id);
-                session.revoke.cancel();
-                ended += 1;
-            }
-        }
-        Ok(ended)
-    }
-
-    /// Every `interval` until `stop`: [`SessionManager::revoke_disabled_users`].
-    pub async fn run_revocation(self, interval: Duration, stop: CancellationToken) {
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => return,
-                _ = tick.tick() => {}
-            }
-            if let Err(e) = self.revoke_disabled_users().await {
-                crate::telemetry::storage_failure("metadata", "revocation", &e);
-            }
-        }
-    }
-
-    /// Hands a new client connection to the session layer, as a tracked task.
-    pub fn accept(&self, user_id: String, link: ClientLink) {
+    /// Hands a new client connection of `user_id` to the session layer, as a
+    /// tracked task. `login` is the hash of the cookie login it came with.
+    pub fn accept(&self, user_id: String, login: Option<String>, link: ClientLink) {
         let shared = Arc::clone(&self.shared);
         self.shared
             .tracker
-            .spawn(async move { serve(shared, user_id, link).await });
+            .spawn(async move { serve(shared, user_id, login, link).await });
     }
 
     /// Asks every session to flush and close, then waits up to `grace` for them.
@@ -207,19 +175,33 @@ impl SessionManager {
     }
 }
 
-/// Reserves a session slot; released by dropping the guard.
+/// Reserves a session slot, on the server and for its user; released by
+/// dropping the guard.
 pub(super) struct Admission {
     shared: Arc<Shared>,
+    user_id: String,
 }
 
 impl Drop for Admission {
     fn drop(&mut self) {
         self.shared.admitted.fetch_sub(1, Ordering::AcqRel);
+        self.shared.per_user.remove_if_mut(&self.user_id, |_, n| {
+            *n -= 1;
+            *n == 0
+        });
         metrics::gauge!(telemetry::SESSIONS_ACTIVE).decrement(1.0);
     }
 }
 
-fn admit(shared: &Arc<Shared>) -> Option<Admission> {
+/// Why no slot was given.
+enum Full {
+    Server,
+    User,
+}
+
+/// Takes a slot for `user_id` if both the server and the user (live
+/// sessions plus those awaiting resume) are below their limits.
+fn admit(shared: &Arc<Shared>, user_id: &str) -> Result<Admission, Full> {
     let max = shared.settings.max_sessions;
     let won = shared
         .admitted
@@ -227,31 +209,57 @@ fn admit(shared: &Arc<Shared>) -> Option<Admission> {
             (n < max).then_some(n + 1)
         })
         .is_ok();
-    if won {
-        metrics::gauge!(telemetry::SESSIONS_ACTIVE).increment(1.0);
+    if !won {
+        return Err(Full::Server);
     }
-    won.then(|| Admission {
+    // The user's count is checked and taken under its map entry's lock, so
+    // two parallel starts of one user cannot both pass.
+    let user_full = {
+        let mut count = shared.per_user.entry(user_id.to_owned()).or_insert(0);
+        let full = *count >= shared.settings.max_sessions_per_user;
+        if !full {
+            *count += 1;
+        }
+        full
+    };
+    if user_full {
+        shared.admitted.fetch_sub(1, Ordering::AcqRel);
+        shared.per_user.remove_if(user_id, |_, n| *n == 0);
+        return Err(Full::User);
+    }
+    metrics::gauge!(telemetry::SESSIONS_ACTIVE).increment(1.0);
+    Ok(Admission {
         shared: Arc::clone(shared),
+        user_id: user_id.to_owned(),
     })
 }
 
 /// Refuses a connection with an error event and a close code.
 async fn refuse(link: &ClientLink, code: ErrorCode, message: &str, close: CloseCode) {
     telemetry::client_error(code);
-    let _ = link.send(ServerMsg::error(code, message, true)).await;
+    let _ = link.send_last(ServerMsg::error(code, message, true)).await;
     link.close(close, code.as_str()).await;
+}
+
+/// A non-fatal error for a client that has not started yet (dropped if it
+/// does not read: its start deadline ends it anyway).
+fn warn(link: &ClientLink, code: ErrorCode, message: &str) {
+    telemetry::client_error(code);
+    let _ = link.send(ServerMsg::error(code, message, false));
 }
 
 /// A connection before its `start`: waits for it, answers bad input, then
 /// starts a new session or hands the connection to the session it resumes.
-async fn serve(shared: Arc<Shared>, user_id: String, mut link: ClientLink) {
-    let deadline = tokio::time::sleep(shared.settings.idle_timeout);
+async fn serve(shared: Arc<Shared>, user_id: String, login: Option<String>, mut link: ClientLink) {
+    // Counted from the connection, whatever else the client sends meanwhile.
+    let deadline = tokio::time::sleep(shared.settings.start_timeout);
     tokio::pin!(deadline);
     let start = loop {
         let msg = tokio::select! {
             msg = link.inbound.recv() => msg,
             () = &mut deadline => {
-                refuse(&link, ErrorCode::IdleTimeout, "no start message received", CloseCode::Normal).await;
+                let msg = "no start message within the start timeout";
+                refuse(&link, ErrorCode::StartTimeout, msg, CloseCode::Policy).await;
                 return;
             }
             () = shared.shutdown.cancelled() => {
@@ -264,29 +272,16 @@ async fn serve(shared: Arc<Shared>, user_id: String, mut link: ClientLink) {
             Inbound::Text(text) => match serde_json::from_str::<ClientMsg>(&text) {
                 Ok(ClientMsg::Start(start)) => break start,
                 Ok(ClientMsg::Stop) => {
-                    telemetry::client_error(ErrorCode::NotStarted);
-                    let _ = link
-                        .send(ServerMsg::error(
-                            ErrorCode::NotStarted,
-                            "stop before start",
-                            false,
-                        ))
-                        .await;
+                    warn(&link, ErrorCode::NotStarted, "stop before start");
                 }
                 Err(_) => {
-                    telemetry::client_error(ErrorCode::BadMessage);
                     let msg = "expected a JSON message with a known \"type\" (start, stop)";
-                    let _ = link
-                        .send(ServerMsg::error(ErrorCode::BadMessage, msg, false))
-                        .await;
+                    warn(&link, ErrorCode::BadMessage, msg);
                 }
             },
             Inbound::Binary(_) => {
-                telemetry::client_error(ErrorCode::NotStarted);
                 let msg = "audio before start: send a start message first";
-                let _ = link
-                    .send(ServerMsg::error(ErrorCode::NotStarted, msg, false))
-                    .await;
+                warn(&link, ErrorCode::NotStarted, msg);
             }
             Inbound::TooBig => {
                 let msg = "message exceeds the maximum message size";
@@ -303,7 +298,7 @@ async fn serve(shared: Arc<Shared>, user_id: String, mut link: ClientLink) {
         Some(resume) => {
             resume_session(
                 &shared,
-                user_id,
+                (user_id, login),
                 link,
                 format,
                 resume.session_id,
@@ -311,13 +306,13 @@ async fn serve(shared: Arc<Shared>, user_id: String, mut link: ClientLink) {
             )
             .await
         }
-        None => new_session(&shared, user_id, link, format, start).await,
+        None => new_session(&shared, (user_id, login), link, format, start).await,
     }
 }
 
 async fn resume_session(
     shared: &Arc<Shared>,
-    user_id: String,
+    (user_id, login): (String, Option<String>),
     link: ClientLink,
     format: AudioFormat,
     session_id: String,
@@ -338,6 +333,7 @@ async fn resume_session(
             link,
             format,
             offset_bytes,
+            login,
         })
         .await
     {
@@ -354,7 +350,7 @@ async fn resume_session(
 
 async fn new_session(
     shared: &Arc<Shared>,
-    user_id: String,
+    (user_id, login): (String, Option<String>),
     link: ClientLink,
     format: AudioFormat,
     start: StartMsg,
@@ -367,25 +363,29 @@ async fn new_session(
         let msg = format!("engine {name:?} is not available on this server");
         return refuse(&link, ErrorCode::UnknownEngine, &msg, CloseCode::BadStart).await;
     };
-    let Some(admission) = admit(shared) else {
-        let msg = "server is at capacity, try again later";
-        return refuse(
-            &link,
-            ErrorCode::ServerAtCapacity,
-            msg,
-            CloseCode::TryAgainLater,
-        )
-        .await;
+    let admission = match admit(shared, &user_id) {
+        Ok(admission) => admission,
+        Err(Full::Server) => {
+            let msg = "server is at capacity, try again later";
+            let code = CloseCode::TryAgainLater;
+            return refuse(&link, ErrorCode::ServerAtCapacity, msg, code).await;
+        }
+        Err(Full::User) => {
+            tracing::info!(event = "user_at_capacity", user_id = %user_id);
+            let msg = "you already have the most sessions one user may hold at once";
+            return refuse(&link, ErrorCode::UserAtCapacity, msg, CloseCode::Policy).await;
+        }
     };
     let session_id = uuid::Uuid::now_v7().to_string();
     let (attach_tx, attach_rx) = mpsc::channel(4);
-    let revoked = CancellationToken::new();
+    let revoked = Revocation::default();
     shared.sessions.insert(
         session_id.clone(),
         SessionHandle {
             user_id: user_id.clone(),
             attach: attach_tx,
             revoke: revoked.clone(),
+            login: std::sync::Mutex::new(login),
         },
     );
     let opened = actor::Actor::open(

@@ -7,6 +7,7 @@ mod closing;
 pub mod link;
 mod manager;
 pub mod recovery;
+mod revocation;
 pub mod spool;
 pub mod store;
 pub mod takeover;

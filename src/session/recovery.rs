@@ -11,7 +11,7 @@ use super::spool::{self, ClosedMarker, SpoolOnDisk};
 use super::store::{Ending, store_with_retry};
 use super::{Stores, wall_clock_ms};
 use crate::protocol::CloseReason;
-use crate::storage::SessionStatus;
+use crate::storage::{SessionStatus, StorageError};
 use crate::telemetry;
 
 /// What recovery did.
@@ -19,6 +19,8 @@ use crate::telemetry;
 pub struct RecoveryReport {
     pub stored: usize,
     pub failed: usize,
+    /// Leftovers of sessions their users had deleted, removed instead.
+    pub purged: usize,
 }
 
 /// Which spools to store.
@@ -63,11 +65,26 @@ pub async fn recover_spools(
                 match recover_one(stores, &spool).await {
                     Outcome::Stored => report.stored += 1,
                     Outcome::Pending => report.failed += 1,
+                    Outcome::Deleted => report.purged += 1,
                 }
             }
             Err((path, e)) => {
                 tracing::warn!(event = "spool_unreadable", path = %path.display(), error = %e);
                 report.failed += 1;
+                // A spool whose description cannot be trusted is never stored;
+                // it is moved aside for an operator instead of failing every start.
+                if e.kind() == std::io::ErrorKind::InvalidData {
+                    let root = spool_dir.to_path_buf();
+                    let moved =
+                        tokio::task::spawn_blocking(move || spool::quarantine(&root, &path))
+                            .await
+                            .map_err(std::io::Error::other)
+                            .and_then(|r| r);
+                    match moved {
+                        Ok(to) => tracing::warn!(event = "spool_quarantined", to = %to.display()),
+                        Err(e) => tracing::warn!(event = "spool_quarantine_failed", error = %e),
+                    }
+                }
             }
         }
     }
@@ -93,11 +110,12 @@ pub async fn retry_pending(
         match recover_spools(&stores, &spool_dir, Scope::EndedOnly).await {
             Ok(report) => {
                 metrics::gauge!(telemetry::STORAGE_PENDING).set(report.failed as f64);
-                if report.stored > 0 || report.failed > 0 {
+                if report.stored + report.failed + report.purged > 0 {
                     tracing::info!(
                         event = "pending_uploads_retried",
                         stored = report.stored,
-                        still_pending = report.failed
+                        still_pending = report.failed,
+                        purged = report.purged
                     );
                 }
             }
@@ -112,6 +130,8 @@ pub enum Outcome {
     Stored,
     /// Kept (with a closed marker) for the background retry.
     Pending,
+    /// Its user deleted it: what was left is removed, nothing is stored.
+    Deleted,
 }
 
 /// Stores one spool left behind: a session cut off by a crash becomes
@@ -137,7 +157,11 @@ pub(super) async fn recover_one(stores: &Stores, spool: &SpoolOnDisk) -> Outcome
                 ended_at_ms: marker.ended_at_ms,
                 finals: &finals,
             };
-            store_with_retry(stores, spool, &ending, 3).await.ok()
+            match store_with_retry(stores, spool, &ending, 3).await {
+                Ok(stored) => Some(stored),
+                Err(StorageError::Deleted(_)) => return Outcome::Deleted,
+                Err(_) => None,
+            }
         }
         Err(e) => {
             telemetry::storage_failure("metadata", id, &e);

@@ -16,11 +16,16 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::audio::{AudioFormat, wav};
+use crate::storage::keys::validate_id;
+use crate::storage::private_fs;
 
 const AUDIO_FILE: &str = "audio.wav.part";
 const META_FILE: &str = "meta.json";
 /// Written when a session ended but could not be stored; recovery keeps its reason.
 const CLOSED_FILE: &str = "closed.json";
+/// Where spools whose `meta.json` or `closed.json` cannot be trusted are
+/// moved: kept for an operator, never stored or rescanned.
+pub const UNREADABLE_DIR: &str = ".unreadable";
 
 /// What a restarted server needs to finish a session from its spool.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,6 +65,11 @@ pub struct LiveSpool {
     pub meta: SpoolMeta,
     /// Chunk upload progress; held during an upload so close can wait for it.
     pub chunks: tokio::sync::Mutex<ChunkCursor>,
+    /// Cancelled when an fsync of the audio failed: what was written since
+    /// the last good fsync may be gone with the page cache (Linux drops the
+    /// dirty pages and reports the error once), so the session must not
+    /// acknowledge anything more.
+    pub failed: CancellationToken,
 }
 
 /// How far the session's audio has been written to object storage as chunks.
@@ -78,17 +88,13 @@ impl Spool {
     /// crash right after `ready` is still recoverable).
     pub fn create(root: &Path, meta: &SpoolMeta) -> std::io::Result<Self> {
         let dir = root.join(&meta.session_id);
-        std::fs::create_dir_all(&dir)?;
+        private_fs::create_dir_all(&dir)?;
         write_json(&dir.join(META_FILE), meta)?;
-        let mut file = OpenOptions::new()
-            .create_new(true)
-            .read(true)
-            .write(true)
-            .open(dir.join(AUDIO_FILE))?;
+        let mut file = private_fs::create_new(&dir.join(AUDIO_FILE))?;
         let header = wav::header(&meta.format, 0);
         file.write_all(&header)?;
         file.sync_all()?;
-        sync_dir(&dir)?;
+        private_fs::sync_dir(&dir)?;
         Ok(Spool {
             dir,
             live: Arc::new(LiveSpool {
@@ -98,6 +104,7 @@ impl Spool {
                 header_len: header.len() as u64,
                 meta: meta.clone(),
                 chunks: tokio::sync::Mutex::new(ChunkCursor::default()),
+                failed: CancellationToken::new(),
             }),
         })
     }
@@ -130,6 +137,11 @@ impl Spool {
 
     pub fn live(&self) -> Arc<LiveSpool> {
         Arc::clone(&self.live)
+    }
+
+    /// Cancelled once an fsync of this spool failed (see [`LiveSpool::failed`]).
+    pub fn failed(&self) -> &CancellationToken {
+        &self.live.failed
     }
 }
 
@@ -176,7 +188,9 @@ impl SpoolOnDisk {
     }
 }
 
-/// Reads one spool folder.
+/// Reads one spool folder. Everything read back is checked like client
+/// input (the format was already checked by `AudioFormat`'s own parser):
+/// anything else is `InvalidData`, and such a spool is never stored.
 pub fn load(dir: &Path) -> std::io::Result<SpoolOnDisk> {
     let meta: SpoolMeta = read_json(&dir.join(META_FILE))?;
     let closed = match read_json::<ClosedMarker>(&dir.join(CLOSED_FILE)) {
@@ -184,11 +198,69 @@ pub fn load(dir: &Path) -> std::io::Result<SpoolOnDisk> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(e),
     };
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+    check_meta(&meta, name.as_deref()).map_err(invalid_data)?;
+    if let Some(marker) = &closed {
+        check_marker(marker).map_err(invalid_data)?;
+    }
     Ok(SpoolOnDisk {
         dir: dir.to_path_buf(),
         meta,
         closed,
     })
+}
+
+fn invalid_data(why: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, why)
+}
+
+/// The longest engine or language name a spool may carry.
+const MAX_NAME: usize = 64;
+
+fn check_meta(meta: &SpoolMeta, dir_name: Option<&str>) -> Result<(), String> {
+    validate_id(&meta.session_id).map_err(|e| format!("session_id: {e}"))?;
+    validate_id(&meta.user_id).map_err(|e| format!("user_id: {e}"))?;
+    if dir_name != Some(meta.session_id.as_str()) {
+        return Err("session_id is not the folder's name".to_owned());
+    }
+    let short =
+        |v: &str| !v.is_empty() && v.len() <= MAX_NAME && v.chars().all(|c| !c.is_control());
+    if !short(&meta.engine) || !short(&meta.language) {
+        return Err("engine or language is empty, too long or not text".to_owned());
+    }
+    if !(crate::audio::MIN_SAMPLE_RATE..=crate::audio::MAX_SAMPLE_RATE).contains(&meta.engine_rate)
+    {
+        return Err(format!("engine_rate {} is out of range", meta.engine_rate));
+    }
+    if meta.started_at_ms < 0 {
+        return Err("started_at_ms is negative".to_owned());
+    }
+    Ok(())
+}
+
+fn check_marker(marker: &ClosedMarker) -> Result<(), String> {
+    if crate::protocol::CloseReason::parse(&marker.close_reason).is_none() {
+        return Err("closed.json has an unknown close_reason".to_owned());
+    }
+    if marker.ended_at_ms < 0 {
+        return Err("closed.json has a negative ended_at_ms".to_owned());
+    }
+    Ok(())
+}
+
+/// Moves a spool that cannot be trusted out of the way (into
+/// [`UNREADABLE_DIR`]), so it is kept for an operator but never retried.
+pub fn quarantine(root: &Path, dir: &Path) -> std::io::Result<PathBuf> {
+    let hold = root.join(UNREADABLE_DIR);
+    private_fs::create_dir_all(&hold)?;
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let dest = hold.join(format!("{name}-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::rename(dir, &dest)?;
+    private_fs::sync_dir(root)?;
+    Ok(dest)
 }
 
 /// Every spool folder under `root` (those without a readable `meta.json` are reported as errors).
@@ -226,22 +298,24 @@ fn seal(path: &Path, format: &AudioFormat) -> std::io::Result<u64> {
     Ok(data_len)
 }
 
+/// Writes a small JSON file whole or not at all: a temporary file, fsynced,
+/// renamed into place, and the folder fsynced so the rename lasts.
 fn write_json<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
-    let mut f = File::create(&tmp)?;
+    let mut f = private_fs::create(&tmp)?;
     f.write_all(&serde_json::to_vec(value).map_err(std::io::Error::other)?)?;
     f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    std::fs::rename(&tmp, path)?;
+    match path.parent() {
+        Some(dir) => private_fs::sync_dir(dir),
+        None => Ok(()),
+    }
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> std::io::Result<T> {
     let mut s = String::new();
     File::open(path)?.read_to_string(&mut s)?;
     serde_json::from_str(&s).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
-}
-
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 /// The spools of this process's live sessions. Fsyncs every dirty one on a
@@ -291,26 +365,18 @@ impl LiveSpools {
         if dirty.is_empty() {
             return;
         }
-        let result = tokio::task::spawn_blocking(move || {
-            let mut failures = 0usize;
+        let _ = tokio::task::spawn_blocking(move || {
             for t in &dirty {
-                if t.file.sync_data().is_err() {
-                    t.dirty.store(true, Ordering::Release);
-                    failures += 1;
+                if let Err(e) = t.file.sync_data() {
+                    // Not retried: after a failed fsync the kernel may have
+                    // dropped the data, and a later fsync would succeed
+                    // without it. The session ends instead of acking more.
+                    crate::telemetry::storage_failure("spool_fsync", &t.meta.session_id, &e);
+                    t.failed.cancel();
                 }
             }
-            failures
         })
         .await;
-        if let Ok(failures) = result
-            && failures > 0
-        {
-            tracing::warn!(
-                event = "spool_fsync_failed",
-                failures,
-                "fsync of spool files failed; will retry"
-            );
-        }
     }
 }
 

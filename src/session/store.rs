@@ -45,7 +45,9 @@ pub async fn store_with_retry(
                 attempt += 1;
             }
             Err(e) => {
-                telemetry::storage_failure("session", &spool.meta.session_id, &e);
+                if !matches!(e, StorageError::Deleted(_)) {
+                    telemetry::storage_failure("session", &spool.meta.session_id, &e);
+                }
                 return Err(e);
             }
         }
@@ -62,6 +64,10 @@ pub async fn store(
     let meta = &spool.meta;
     let keys = SessionKeys::new(&meta.user_id, &meta.session_id)
         .map_err(|e| StorageError::Invalid(e.to_string()))?;
+    if metadata.is_deleted(&meta.session_id).await? {
+        purge_deleted(stores, spool, &keys).await;
+        return Err(StorageError::Deleted(meta.session_id.clone()));
+    }
     let audio_path = spool.audio_path();
     let (data_len, file_len, sha256) = {
         let sealed = SpoolOnDisk {
@@ -202,6 +208,32 @@ pub async fn store(
         transcript: keys.transcript(),
         duration_s,
     })
+}
+
+/// Removes what a deleted session left behind (its spool, and any object
+/// under its prefix: chunks, a half-finished upload), so it never returns.
+/// Best effort: what fails is tried again at the next start or retry.
+async fn purge_deleted(stores: &Stores, spool: &SpoolOnDisk, keys: &SessionKeys) {
+    let id = &spool.meta.session_id;
+    match stores.objects.list(keys.prefix()).await {
+        Ok(keys) => {
+            for key in keys {
+                if let Err(e) = stores.objects.delete(&key).await {
+                    telemetry::storage_failure("objects", id, &e);
+                }
+            }
+        }
+        Err(e) => telemetry::storage_failure("objects", id, &e),
+    }
+    let dir = spool.dir.clone();
+    let removed = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir))
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r);
+    if let Err(e) = removed {
+        telemetry::storage_failure("spool", id, &e);
+    }
+    tracing::info!(event = "deleted_session_purged", session_id = %id);
 }
 
 fn to_bytes(value: &serde_json::Value) -> Bytes {

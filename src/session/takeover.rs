@@ -97,7 +97,7 @@ pub async fn take_over_stale(
         metrics::counter!(telemetry::SESSIONS_TAKEN_OVER).increment(1);
         tracing::info!(event = "session_taken_over", session_id = %session_id);
         match finish(stores, spool_dir, &session_id).await {
-            Ok(Outcome::Stored) => report.stored += 1,
+            Ok(Outcome::Stored | Outcome::Deleted) => report.stored += 1,
             Ok(Outcome::Pending) => report.failed += 1,
             Err(e) => {
                 telemetry::storage_failure("takeover", &session_id, &e);
@@ -196,6 +196,10 @@ async fn finish(
     };
     rebuilt.mark_closed(&marker)?;
     tokio::fs::rename(&rebuild, spool_dir.join(session_id)).await?;
+    let root = spool_dir.to_path_buf();
+    tokio::task::spawn_blocking(move || crate::storage::private_fs::sync_dir(&root))
+        .await
+        .map_err(|e| StorageError::Unavailable(e.to_string()))??;
     let spool = spool::SpoolOnDisk {
         dir: spool_dir.join(session_id),
         meta: rebuilt.meta,

@@ -6,6 +6,7 @@
 pub mod keys;
 pub mod meta;
 pub mod object;
+pub mod private_fs;
 
 pub use meta::{
     AccountStore, AuditAction, AuditEntry, FinalSegment, MetadataStore, MigrationStatus,
@@ -22,6 +23,9 @@ pub enum StorageError {
     Invalid(String),
     #[error("storage configuration: {0}")]
     Config(String),
+    /// The session was deleted by its user: it must not be stored again.
+    #[error("session {0} was deleted")]
+    Deleted(String),
 }
 
 impl StorageError {

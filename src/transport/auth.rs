@@ -6,6 +6,7 @@ use secrecy::ExposeSecret;
 use tower_sessions::Session;
 use tower_sessions::session::Id;
 
+use super::forwarded::Forwarded;
 use crate::accounts::login_sessions::{SEEN_KEY, USER_KEY};
 use crate::config::{ApiToken, Config};
 
@@ -25,6 +26,8 @@ pub enum AuthError {
     MissingCredentials,
     InvalidToken,
     OriginNotAllowed,
+    /// A token of a user whose account is disabled.
+    UserDisabled,
     /// The database holding accounts and logins did not answer (retryable).
     Unavailable,
 }
@@ -33,7 +36,7 @@ impl AuthError {
     pub fn status(self) -> StatusCode {
         match self {
             AuthError::MissingCredentials | AuthError::InvalidToken => StatusCode::UNAUTHORIZED,
-            AuthError::OriginNotAllowed => StatusCode::FORBIDDEN,
+            AuthError::OriginNotAllowed | AuthError::UserDisabled => StatusCode::FORBIDDEN,
             AuthError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -43,6 +46,7 @@ impl AuthError {
             AuthError::MissingCredentials => "missing_credentials",
             AuthError::InvalidToken => "invalid_token",
             AuthError::OriginNotAllowed => "origin_not_allowed",
+            AuthError::UserDisabled => "user_disabled",
             AuthError::Unavailable => "auth_unavailable",
         }
     }
@@ -56,6 +60,7 @@ impl AuthError {
             AuthError::OriginNotAllowed => {
                 "cross-origin request from an origin that is not allowed"
             }
+            AuthError::UserDisabled => "this user's account is disabled",
             AuthError::Unavailable => "cannot check credentials right now, try again",
         }
     }
@@ -129,9 +134,10 @@ impl Authenticator {
         self.allow_local
     }
 
-    /// Allows requests without `Origin` (non-browser clients), same-origin ones,
-    /// and origins in `AUSCULT_ALLOWED_ORIGINS`.
-    pub fn check_origin(&self, headers: &HeaderMap) -> Result<(), AuthError> {
+    /// Allows requests without `Origin` (non-browser clients), same-origin ones
+    /// (the origin's host is the `host` the request asked for, already
+    /// checked by the gate), and origins in `AUSCULT_ALLOWED_ORIGINS`.
+    pub fn check_origin(&self, headers: &HeaderMap, host: Option<&str>) -> Result<(), AuthError> {
         let Some(origin) = headers.get(header::ORIGIN) else {
             return Ok(());
         };
@@ -147,11 +153,6 @@ impl Authenticator {
             return Ok(());
         }
         let origin_host = origin.split_once("://").map(|(_, h)| h);
-        let forwarded_host = headers
-            .get("x-forwarded-host")
-            .and_then(|v| v.to_str().ok());
-        let host =
-            forwarded_host.or_else(|| headers.get(header::HOST).and_then(|v| v.to_str().ok()));
         match (origin_host, host) {
             (Some(o), Some(h)) if o.eq_ignore_ascii_case(h) => Ok(()),
             _ => Err(AuthError::OriginNotAllowed),
@@ -202,7 +203,10 @@ impl Caller {
         struct TokenQuery {
             access_token: Option<String>,
         }
-        state.auth.check_origin(&parts.headers)?;
+        state.auth.check_origin(
+            &parts.headers,
+            request_host(&parts.extensions, &parts.headers),
+        )?;
         let query_token = axum::extract::Query::<TokenQuery>::try_from_uri(&parts.uri)
             .ok()
             .and_then(|q| q.0.access_token);
@@ -211,7 +215,24 @@ impl Caller {
             .check_token(&parts.headers, query_token.as_deref());
         let caller = |user, via, login| Caller { user, via, login };
         match token {
-            TokenCheck::Valid(user) => return Ok(caller(user, AuthVia::Token, None)),
+            TokenCheck::Valid(user) => {
+                // A token names a user; when that user is a disabled account,
+                // the token is refused like its logins are.
+                let account = state
+                    .accounts
+                    .store()
+                    .credentials(&user)
+                    .await
+                    .map_err(|e| {
+                        tracing::warn!(event = "auth_unavailable", error = %e);
+                        AuthError::Unavailable
+                    })?;
+                if account.is_some_and(|a| a.user.disabled) {
+                    tracing::info!(event = "token_of_disabled_user", user = %user);
+                    return Err(AuthError::UserDisabled);
+                }
+                return Ok(caller(user, AuthVia::Token, None));
+            }
             // With no tokens configured a token proves nothing; fall through.
             TokenCheck::Invalid if !state.auth.allows_local() => {
                 return Err(AuthError::InvalidToken);
@@ -236,6 +257,18 @@ impl Caller {
             TokenCheck::Invalid => AuthError::InvalidToken,
             _ => AuthError::MissingCredentials,
         })
+    }
+}
+
+/// The host a request asked for: the gate's [`Forwarded`] answer (which
+/// believes `X-Forwarded-Host` only from a trusted proxy), else `Host`.
+pub fn request_host<'a>(
+    extensions: &'a axum::http::Extensions,
+    headers: &'a HeaderMap,
+) -> Option<&'a str> {
+    match extensions.get::<Forwarded>() {
+        Some(f) => f.host.as_deref(),
+        None => headers.get(header::HOST).and_then(|v| v.to_str().ok()),
     }
 }
 
@@ -345,20 +378,24 @@ mod tests {
     #[test]
     fn origin_rules() {
         let a = auth(&[("AUSCULT_ALLOWED_ORIGINS", "https://app.example.org")]);
-        assert!(a.check_origin(&HeaderMap::new()).is_ok());
+        assert!(a.check_origin(&HeaderMap::new(), None).is_ok());
         assert!(
-            a.check_origin(&headers(&[(header::ORIGIN, "https://app.example.org")]))
-                .is_ok()
+            a.check_origin(
+                &headers(&[(header::ORIGIN, "https://app.example.org")]),
+                None
+            )
+            .is_ok()
         );
-        let same = headers(&[
-            (header::ORIGIN, "http://127.0.0.1:8080"),
-            (header::HOST, "127.0.0.1:8080"),
-        ]);
-        assert!(a.check_origin(&same).is_ok());
-        let evil = headers(&[
-            (header::ORIGIN, "https://evil.example"),
-            (header::HOST, "127.0.0.1:8080"),
-        ]);
-        assert_eq!(a.check_origin(&evil), Err(AuthError::OriginNotAllowed));
+        let same = headers(&[(header::ORIGIN, "http://127.0.0.1:8080")]);
+        assert!(a.check_origin(&same, Some("127.0.0.1:8080")).is_ok());
+        let evil = headers(&[(header::ORIGIN, "https://evil.example")]);
+        assert_eq!(
+            a.check_origin(&evil, Some("127.0.0.1:8080")),
+            Err(AuthError::OriginNotAllowed)
+        );
+        assert_eq!(
+            a.check_origin(&same, None),
+            Err(AuthError::OriginNotAllowed)
+        );
     }
 }

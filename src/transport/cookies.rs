@@ -8,7 +8,7 @@ use axum::response::Response;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
-use super::forwarded::is_https;
+use super::forwarded::Forwarded;
 use crate::accounts::Accounts;
 use crate::accounts::login_sessions::LoginSessionStore;
 
@@ -30,9 +30,9 @@ pub fn session_layer(accounts: &Accounts) -> SessionManagerLayer<LoginSessionSto
 }
 
 /// Adds `Secure` to the login cookie of a response to a request that came
-/// over TLS (the ALB's `X-Forwarded-Proto: https`).
+/// over TLS (a trusted load balancer's `X-Forwarded-Proto: https`).
 pub async fn secure_cookie(req: Request, next: Next) -> Response {
-    let https = is_https(req.headers());
+    let https = req.extensions().get::<Forwarded>().is_some_and(|f| f.https);
     let mut resp = next.run(req).await;
     if https {
         mark_secure(resp.headers_mut());

@@ -10,11 +10,11 @@ use serde_json::json;
 use tower_sessions::Session;
 
 use super::AppState;
-use super::auth::Caller;
+use super::auth::{Caller, request_host};
 use super::forwarded::ClientIp;
 use super::http::error_response;
 use crate::accounts::LoginError;
-use crate::accounts::login_sessions::{SEEN_KEY, USER_KEY};
+use crate::accounts::login_sessions::{self, SEEN_KEY, USER_KEY};
 use crate::session::wall_clock_ms;
 
 /// The login body, as JSON or a form. Deliberately not `Debug`.
@@ -25,14 +25,18 @@ struct LoginForm {
 }
 
 /// `POST /v1/auth/login`: 200 `{"user"}` with a fresh `auscult_session`
-/// cookie; 401 `bad_credentials`; 429 `too_many_attempts` with `Retry-After`.
+/// cookie; 401 `bad_credentials`; 429 `too_many_attempts` with `Retry-After`;
+/// 503 `busy` with `Retry-After` when too many password checks are waiting.
 pub async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     session: Session,
     req: Request,
 ) -> Response {
-    if let Err(refusal) = state.auth.check_origin(req.headers()) {
+    if let Err(refusal) = state
+        .auth
+        .check_origin(req.headers(), request_host(req.extensions(), req.headers()))
+    {
         return refusal.into_response();
     }
     let Some(form) = read_form(req).await else {
@@ -65,6 +69,16 @@ pub async fn login(
             );
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            return resp;
+        }
+        Err(LoginError::Busy) => {
+            let mut resp = error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "too many logins at once, try again in a moment",
+            );
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             return resp;
         }
         Err(e) => return unavailable(&e),
@@ -102,17 +116,21 @@ async fn read_form(req: Request) -> Option<LoginForm> {
     }
 }
 
-/// `POST /v1/auth/logout`: 204; the cookie session ends (row deleted, cookie cleared).
+/// `POST /v1/auth/logout`: 204; the cookie session ends (row deleted, cookie
+/// cleared), and so do the recordings opened with it.
 pub async fn logout(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     session: Session,
     req: Request,
 ) -> Response {
-    if let Err(refusal) = state.auth.check_origin(req.headers()) {
+    if let Err(refusal) = state
+        .auth
+        .check_origin(req.headers(), request_host(req.extensions(), req.headers()))
+    {
         return refusal.into_response();
     }
-    if session.id().is_some() {
+    if let Some(id) = session.id() {
         let user = match session.get::<String>(USER_KEY).await {
             Ok(user) => user,
             Err(e) => return unavailable(&e),
@@ -120,6 +138,9 @@ pub async fn logout(
         if let Err(e) = session.flush().await {
             return unavailable(&e);
         }
+        // Recordings opened with this login end with it (stored, `logged_out`);
+        // other instances notice within a heartbeat interval.
+        state.sessions.end_login(&login_sessions::id_hash(&id));
         if let Some(user) = user
             && let Err(e) = state.accounts.logged_out(&user, ip.as_deref()).await
         {

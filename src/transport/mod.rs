@@ -6,10 +6,14 @@ pub mod auth;
 pub mod cookies;
 pub mod forwarded;
 pub mod headers;
+pub mod host;
 pub mod http;
 pub mod login;
 pub mod pages;
+pub mod serve;
 pub mod ws;
+
+use std::sync::Arc;
 
 use axum::Router;
 use axum::handler::Handler;
@@ -32,6 +36,12 @@ pub struct AppState {
     pub metadata: SharedMetadataStore,
     pub objects: SharedObjectStore,
     pub keepalive: ws::Keepalive,
+    /// Trusted proxies and allowed hosts, for the gate in front of every route.
+    pub gate: Arc<host::Gate>,
+    /// The cached storage probe of `/ready`.
+    pub probe: Arc<http::StorageProbe>,
+    /// `/metrics` and the detailed `/ready` are on the admin listener, not here.
+    pub admin_listener: bool,
 }
 
 /// One method on one path under `/v1`.
@@ -76,23 +86,43 @@ pub fn v1_routes() -> Vec<Route> {
     ]
 }
 
+/// The public listener: pages, `/v1`, `/health` and the terse `/ready`
+/// (plus `/metrics` when there is no admin listener).
 pub fn router(state: AppState) -> Router {
     let logins = cookies::session_layer(&state.accounts);
+    let gate = Arc::clone(&state.gate);
     let mut router = Router::new();
     for route in v1_routes() {
         router = router.route(route.path, route.handler);
     }
+    if !state.admin_listener {
+        router = router.route("/metrics", get(http::metrics));
+    }
     router
         .route("/health", get(http::health))
         .route("/ready", get(http::ready))
-        .route("/metrics", get(http::metrics))
         .route("/", get(pages::index))
         .route("/history", get(pages::index))
         .route("/static/{file}", get(pages::file))
         .fallback(http::not_found)
-        // Outermost, so refusals, 404s and 405s carry the headers too.
-        .layer(axum::middleware::map_response(headers::security_headers))
         .with_state(state)
         .layer(logins)
         .layer(middleware::from_fn(cookies::secure_cookie))
+        .layer(middleware::from_fn_with_state(gate, host::gate))
+        // Outermost, so refusals (the gate's too), 404s and 405s carry the headers.
+        .layer(axum::middleware::map_response(headers::security_headers))
+}
+
+/// The admin listener (`AUSCULT_ADMIN_LISTEN`): `/health`, the detailed
+/// `/ready` and `/metrics`, for operators and scrapers on a private port.
+pub fn admin_router(state: AppState) -> Router {
+    let gate = Arc::clone(&state.gate);
+    Router::new()
+        .route("/health", get(http::health))
+        .route("/ready", get(http::ready_detail))
+        .route("/metrics", get(http::metrics))
+        .fallback(http::not_found)
+        .with_state(state)
+        .layer(middleware::from_fn_with_state(gate, host::gate))
+        .layer(axum::middleware::map_response(headers::security_headers))
 }

@@ -15,12 +15,14 @@ use tower_sessions::session::Id as LoginId;
 use super::AppState;
 use super::auth::{Caller, RefusalCode};
 use super::http::error_response;
+use super::serve::ConnectionSlot;
 use crate::accounts::login_sessions;
 use crate::session::{self, Inbound, Outbound};
 use crate::telemetry;
 
 pub async fn stream(
     State(state): State<AppState>,
+    slot: Option<axum::Extension<ConnectionSlot>>,
     caller: Result<Caller, Response>,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
@@ -71,14 +73,22 @@ pub async fn stream(
         // Audio frames are a few KiB; tungstenite's 128 KiB defaults cost RSS on every connection.
         .read_buffer_size(SOCKET_BUFFER_BYTES)
         .write_buffer_size(SOCKET_BUFFER_BYTES)
+        // What waits for a slow client on top of the socket's own buffer.
+        .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
         .on_upgrade(move |socket| {
             let sessions = state.sessions.clone();
-            sessions.track_connection(pump(socket, user, login, state, keepalive))
+            sessions.track_connection(async move {
+                // The socket keeps its place under the connection cap until it closes.
+                let _slot = slot;
+                pump(socket, user, login, state, keepalive).await
+            })
         })
 }
 
 /// Per-connection socket buffer (the read buffer grows for larger messages).
 const SOCKET_BUFFER_BYTES: usize = 16 * 1024;
+/// Unsent bytes a connection may hold before a write fails.
+const MAX_WRITE_BUFFER_BYTES: usize = 1024 * 1024;
 
 /// Ping cadence and how long a silent peer is tolerated.
 #[derive(Debug, Clone, Copy)]
@@ -108,8 +118,10 @@ async fn pump(
             None => std::future::pending().await,
         }
     };
-    let (link, ends) = session::link::pair();
-    state.sessions.accept(user, link);
+    let (link, ends) = session::link::pair(state.sessions.settings().max_message_bytes);
+    state
+        .sessions
+        .accept(user, login.as_ref().map(login_sessions::id_hash), link);
     let session::TransportEnds {
         inbound,
         mut outbound,
@@ -119,6 +131,12 @@ async fn pump(
     let last_seen = Arc::new(AtomicU64::new(0));
     let seen = Arc::clone(&last_seen);
 
+    // Set once the connection is closing: the reader then only drains what
+    // the client still sends (closing a socket with unread data resets it,
+    // and the reset would destroy the `stored` and `closed` the client has
+    // not read yet).
+    let closing = tokio_util::sync::CancellationToken::new();
+    let draining = closing.clone();
     let reader = async move {
         while let Some(msg) = stream.next().await {
             seen.store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
@@ -136,8 +154,13 @@ async fn pump(
                 }
                 Err(_) => return,
             };
-            if inbound.send(item).await.is_err() {
-                return;
+            if draining.is_cancelled() {
+                continue;
+            }
+            // A session that is gone or no longer reading: drain until the writer closes.
+            tokio::select! {
+                _ = inbound.send(item) => {}
+                () = draining.cancelled() => {}
             }
         }
     };
@@ -149,7 +172,8 @@ async fn pump(
             tokio::select! {
                 out = outbound.recv() => {
                     let Some(first) = out else {
-                        let _ = sink.close().await;
+                        closing.cancel();
+                        let _ = timed(sink.close()).await;
                         return;
                     };
                     // Queue everything already waiting, then flush once: one write for a burst.
@@ -157,19 +181,21 @@ async fn pump(
                     while let Some(item) = next.take() {
                         match item {
                             Outbound::Msg(msg) => {
-                                if sink.feed(Message::Text(msg.to_json().into())).await.is_err() {
+                                let frame = Message::Text(msg.to_json().into());
+                                if timed(sink.feed(frame)).await.is_err() {
                                     return;
                                 }
                             }
                             Outbound::Close(code, reason) => {
+                                closing.cancel();
                                 let frame = CloseFrame { code: code.as_u16(), reason: reason.into() };
-                                let _ = sink.send(Message::Close(Some(frame))).await;
+                                let _ = timed(sink.send(Message::Close(Some(frame)))).await;
                                 return;
                             }
                         }
                         next = outbound.try_recv().ok();
                     }
-                    if sink.flush().await.is_err() {
+                    if timed(sink.flush()).await.is_err() {
                         return;
                     }
                 }
@@ -179,7 +205,7 @@ async fn pump(
                         tracing::info!(event = "client_pong_timeout", silent_ms);
                         return;
                     }
-                    if sink.send(Message::Ping(Vec::new().into())).await.is_err() {
+                    if timed(sink.send(Message::Ping(Vec::new().into()))).await.is_err() {
                         return;
                     }
                 }
@@ -187,11 +213,42 @@ async fn pump(
         }
     };
 
-    // Whichever half ends first ends the connection; the other is dropped with it.
+    // The client going away ends the connection at once; the server's close
+    // gives the client a moment to read the last messages and answer it.
+    tokio::pin!(reader, writer);
     tokio::select! {
-        () = reader => {}
-        () = writer => {}
+        () = &mut reader => {}
+        () = &mut writer => {
+            let _ = tokio::time::timeout(CLOSE_LINGER, &mut reader).await;
+        }
         () = keep_login => {}
+    }
+}
+
+/// How long a connection the server closed stays open for the client's
+/// close frame, reading and discarding what it still sends.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
+
+/// How long one write to the socket may wait for the client to read. A
+/// client that takes longer is not reading: the connection ends (its
+/// session waits for a resume) instead of the server holding its messages.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A socket write bounded by [`WRITE_TIMEOUT`]; `Err` when it failed or timed out.
+async fn timed<F>(write: F) -> Result<(), ()>
+where
+    F: std::future::Future<Output = Result<(), axum::Error>>,
+{
+    match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(()),
+        Err(_) => {
+            tracing::info!(
+                event = "client_not_reading",
+                timeout_s = WRITE_TIMEOUT.as_secs()
+            );
+            Err(())
+        }
     }
 }
 

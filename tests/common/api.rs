@@ -68,6 +68,14 @@ impl ApiClient {
         }
     }
 
+    /// Calls `app`'s admin listener (`/metrics`, the detailed `/ready`).
+    pub fn admin(app: &TestApp) -> ApiClient {
+        ApiClient {
+            base: app.admin_url(""),
+            ..Self::anonymous(app)
+        }
+    }
+
     /// Sends `method path` with extra headers and reads the whole answer.
     pub async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)]) -> Answer {
         let mut request = self

@@ -8,8 +8,8 @@ use std::sync::atomic::AtomicU64;
 
 use async_trait::async_trait;
 use auscult::engine::{
-    Engine, EngineError, EngineEvent, EngineInput, EngineStream, Readiness, STREAM_CHANNEL_DEPTH,
-    StreamParams, TranscriptResult,
+    Consumed, Engine, EngineError, EngineEvent, EngineInput, EngineStream, Readiness,
+    STREAM_CHANNEL_DEPTH, StreamParams, TranscriptResult,
 };
 use auscult::protocol::Word;
 use tokio::sync::mpsc;
@@ -43,6 +43,12 @@ impl ScriptedEngine {
         Self::default()
     }
 
+    /// One word per `ms` of audio (a chatty engine: many transcript messages).
+    pub fn word_ms(mut self, ms: u64) -> Self {
+        self.word_ms = ms.max(1);
+        self
+    }
+
     /// Reports `Failed` once this much audio has arrived.
     pub fn failing_after_ms(mut self, ms: u64) -> Self {
         self.fail_after_ms = Some(ms);
@@ -74,6 +80,7 @@ impl Engine for ScriptedEngine {
         let (audio_tx, audio_rx) = mpsc::channel(STREAM_CHANNEL_DEPTH);
         let (events_tx, events_rx) = mpsc::channel(STREAM_CHANNEL_DEPTH);
         let script = self.clone();
+        let consumed = Arc::new(Consumed::default());
         if self.never_read {
             tokio::spawn(async move {
                 // Hold the audio receiver unread until the session goes away.
@@ -81,12 +88,14 @@ impl Engine for ScriptedEngine {
                 events_tx.closed().await;
             });
         } else {
-            tokio::spawn(script.run(params.sample_rate, audio_rx, events_tx));
+            let consumed = Arc::clone(&consumed);
+            tokio::spawn(script.run(params.sample_rate, audio_rx, events_tx, consumed));
         }
         Ok(EngineStream {
             audio: audio_tx,
             events: events_rx,
             lag_ms: Arc::new(AtomicU64::new(0)),
+            consumed,
         })
     }
 
@@ -98,7 +107,13 @@ impl Engine for ScriptedEngine {
 type Events = mpsc::Sender<EngineEvent>;
 
 impl ScriptedEngine {
-    async fn run(self, rate: u32, mut audio: mpsc::Receiver<EngineInput>, events: Events) {
+    async fn run(
+        self,
+        rate: u32,
+        mut audio: mpsc::Receiver<EngineInput>,
+        events: Events,
+        consumed: Arc<Consumed>,
+    ) {
         let rate = u64::from(rate.max(1));
         let mut samples = 0u64;
         let mut words_done = 0u64;
@@ -106,6 +121,7 @@ impl ScriptedEngine {
             match input {
                 EngineInput::Audio(chunk) => {
                     samples += chunk.len() as u64;
+                    consumed.reached(samples);
                     let ms = samples * 1000 / rate;
                     if self.fail_after_ms.is_some_and(|limit| ms >= limit) {
                         let message = "scripted failure".to_owned();

@@ -50,6 +50,10 @@ pub struct Script {
     pub end_calls: Vec<(usize, u32)>,
     /// Required metadata: `function-id` and the API key of `authorization: Bearer`.
     pub require_auth: Option<(String, String)>,
+    /// Once a call has received this many ms of audio, it stops reading its
+    /// requests and keeps the call open (an overloaded server: HTTP/2 flow
+    /// control then holds the client back).
+    pub stall_after_ms: Option<u32>,
 }
 
 impl Default for Script {
@@ -61,6 +65,7 @@ impl Default for Script {
             fail_code: tonic::Code::Unavailable,
             end_calls: Vec::new(),
             require_auth: None,
+            stall_after_ms: None,
         }
     }
 }
@@ -247,6 +252,13 @@ impl RivaSpeechRecognition for FakeRiva {
                             && session.samples * 1000 / u64::from(RATE) >= u64::from(ms)
                         {
                             return; // the response stream ends with no final
+                        }
+                        if let Some(ms) = script.stall_after_ms
+                            && session.samples * 1000 / u64::from(RATE) >= u64::from(ms)
+                        {
+                            // Hold the call (and its unread requests) until the client goes.
+                            tx.closed().await;
+                            return;
                         }
                     }
                     None => {}

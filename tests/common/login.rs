@@ -60,10 +60,14 @@ impl AccountsDb {
     }
 
     /// The app (scripted engines, objects in its own data dir) on this
-    /// database, with `env` on top.
+    /// database, with `env` on top. The test client plays the load balancer:
+    /// loopback is a trusted proxy, so its `X-Forwarded-*` headers count.
     pub async fn spawn_app(&self, env: &[(&str, &str)]) -> TestApp {
         let url = self.url();
-        let mut all = vec![("AUSCULT_DATABASE_URL", url.as_str())];
+        let mut all = vec![
+            ("AUSCULT_DATABASE_URL", url.as_str()),
+            ("AUSCULT_TRUSTED_PROXIES", "127.0.0.1"),
+        ];
         all.extend_from_slice(env);
         TestApp::spawn_env(&all).await
     }

@@ -10,6 +10,7 @@ pub mod client;
 pub mod engine;
 pub mod fake_riva;
 pub mod fake_transcribe;
+pub mod faultfs;
 pub mod h2c;
 pub mod login;
 pub mod moto;
@@ -86,6 +87,9 @@ pub fn test_config(vars: &BTreeMap<String, String>) -> Config {
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The admin listener (`/metrics`, detailed `/ready`): on in every test
+    /// app unless the test sets `AUSCULT_ADMIN_LISTEN` itself.
+    pub admin: Option<SocketAddr>,
     pub data_dir: TempDir,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), StartupError>>>,
@@ -157,6 +161,7 @@ impl TestApp {
             "AUSCULT_DATA_DIR".into(),
             data_dir.path().display().to_string(),
         );
+        vars.insert("AUSCULT_ADMIN_LISTEN".into(), "127.0.0.1:0".into());
         for (k, v) in env {
             vars.insert((*k).to_owned(), (*v).to_owned());
         }
@@ -164,6 +169,7 @@ impl TestApp {
         let app = App::build_with_engines(config, EngineRegistry::with_engines(engines))
             .await
             .expect("app builds");
+        let admin = app.admin_addr();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind port 0");
@@ -174,6 +180,7 @@ impl TestApp {
         }));
         TestApp {
             addr,
+            admin,
             data_dir,
             shutdown: Some(tx),
             task: Some(task),
@@ -190,6 +197,12 @@ impl TestApp {
 
     pub fn http_url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// A URL on the admin listener.
+    pub fn admin_url(&self, path: &str) -> String {
+        let admin = self.admin.expect("this test app has an admin listener");
+        format!("http://{admin}{path}")
     }
 
     /// Opens `/v1/stream` with no credentials (the loopback `local` user).

@@ -31,6 +31,8 @@ pub fn command(env: &[(&str, &str)]) -> Command {
 pub struct ServerProcess {
     pub child: Child,
     pub port: u16,
+    /// The admin listener (`/metrics`, detailed `/ready`).
+    pub admin_port: u16,
     pub log: PathBuf,
 }
 
@@ -38,11 +40,14 @@ impl ServerProcess {
     /// Starts `auscult` with the load-test engine on `data_dir` and waits until `/health` answers.
     pub async fn start(data_dir: &Path, extra: &[(&str, &str)]) -> ServerProcess {
         let port = free_port();
+        let admin_port = free_port();
         let listen = format!("127.0.0.1:{port}");
+        let admin = format!("127.0.0.1:{admin_port}");
         let data = data_dir.display().to_string();
         let mut env = vec![
             ("AUSCULT_ENGINE", "loadtest"),
             ("AUSCULT_LISTEN", listen.as_str()),
+            ("AUSCULT_ADMIN_LISTEN", admin.as_str()),
             ("AUSCULT_DATA_DIR", data.as_str()),
         ];
         env.extend_from_slice(extra);
@@ -53,7 +58,12 @@ impl ServerProcess {
             .stderr(log_file)
             .spawn()
             .expect("spawn auscult");
-        let mut server = ServerProcess { child, port, log };
+        let mut server = ServerProcess {
+            child,
+            port,
+            admin_port,
+            log,
+        };
         server.wait_healthy().await;
         server
     }

@@ -34,8 +34,8 @@ use self::proto::asr::{
     streaming_recognize_request::StreamingRequest,
 };
 use super::{
-    Engine, EngineError, EngineEvent, EngineInput, EngineStream, Readiness, STREAM_CHANNEL_DEPTH,
-    StreamParams, TranscriptResult,
+    Consumed, Engine, EngineError, EngineEvent, EngineInput, EngineStream, Readiness,
+    STREAM_CHANNEL_DEPTH, StreamParams, TranscriptResult,
 };
 use crate::audio::pcm::to_s16;
 use crate::config::RivaConfig;
@@ -161,12 +161,15 @@ impl Engine for RivaEngine {
             call_sent: 0,
             inserted: Vec::new(),
             progress: false,
+            consumed: Arc::default(),
         };
+        let consumed = Arc::clone(&stream.consumed);
         tokio::spawn(stream.run(audio_rx));
         Ok(EngineStream {
             audio: audio_tx,
             events: events_rx,
             lag_ms: Arc::new(AtomicU64::new(0)),
+            consumed,
         })
     }
 
@@ -307,6 +310,8 @@ struct RivaStream {
     inserted: Vec<(u64, u64)>,
     /// The current call has delivered results.
     progress: bool,
+    /// How far the session's audio has gone out on a call.
+    consumed: Arc<Consumed>,
 }
 
 enum Outcome {
@@ -502,6 +507,7 @@ impl RivaStream {
             }
             self.sent_upto += (to - from) as u64;
             self.call_sent += (to - from) as u64;
+            self.consumed.reached(self.sent_upto);
             sent = true;
         }
         if all {

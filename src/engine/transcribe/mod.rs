@@ -17,7 +17,9 @@ use aws_config::BehaviorVersion;
 use aws_sdk_transcribestreaming::config::{Credentials, Region, SharedHttpClient};
 use tokio::sync::{OnceCell, mpsc};
 
-use super::{Engine, EngineError, EngineStream, Readiness, STREAM_CHANNEL_DEPTH, StreamParams};
+use super::{
+    Consumed, Engine, EngineError, EngineStream, Readiness, STREAM_CHANNEL_DEPTH, StreamParams,
+};
 
 pub const MEDICAL: &str = "transcribe-medical";
 pub const STANDARD: &str = "transcribe";
@@ -234,19 +236,21 @@ impl Engine for TranscribeEngine {
         let (audio_tx, audio_rx) = mpsc::channel(STREAM_CHANNEL_DEPTH);
         let (events_tx, events_rx) = mpsc::channel(STREAM_CHANNEL_DEPTH);
         let lag_ms = Arc::new(AtomicU64::new(0));
+        let consumed = Arc::new(Consumed::default());
         let run = stream::Run::new(
             client,
             self.variant,
             settings,
             params,
             events_tx,
-            Arc::clone(&lag_ms),
+            (Arc::clone(&lag_ms), Arc::clone(&consumed)),
         );
         tokio::spawn(run.run(audio_rx));
         Ok(EngineStream {
             audio: audio_tx,
             events: events_rx,
             lag_ms,
+            consumed,
         })
     }
 

@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use super::results::{ResultIds, Segment, Timeline, from_medical, from_standard};
 use super::{TranscribeSettings, Variant};
 use crate::audio::pcm::{s16le_samples, to_s16};
-use crate::engine::{EngineEvent, EngineInput, StreamParams};
+use crate::engine::{Consumed, EngineEvent, EngineInput, StreamParams};
 use crate::protocol::ErrorCode;
 
 /// Why a stream attempt ended.
@@ -181,6 +181,8 @@ pub(super) struct Run {
     /// A final arrived since the last failure (failures count only in a row).
     progress: bool,
     lag_ms: Arc<AtomicU64>,
+    /// How far the session's audio has been handed to a stream.
+    consumed: Arc<Consumed>,
 }
 
 impl Run {
@@ -190,7 +192,7 @@ impl Run {
         settings: TranscribeSettings,
         params: StreamParams,
         events: mpsc::Sender<EngineEvent>,
-        lag_ms: Arc<AtomicU64>,
+        (lag_ms, consumed): (Arc<AtomicU64>, Arc<Consumed>),
     ) -> Self {
         Run {
             service: Service {
@@ -206,6 +208,7 @@ impl Run {
             open_partial: None,
             progress: false,
             lag_ms,
+            consumed,
         }
     }
 
@@ -385,6 +388,8 @@ impl Run {
             }
             live.sent += take;
             live.service_secs += take as f64 / 2.0 / rate;
+            self.consumed
+                .reached(self.audio.start + live.sent as u64 / 2);
         }
         let behind = if self.open_partial.is_some() {
             live.service_secs - live.heard_secs

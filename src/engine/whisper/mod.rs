@@ -24,7 +24,8 @@ use tokio::sync::mpsc;
 pub use model::{FETCH_SCRIPT, ModelError};
 
 use super::{
-    Engine, EngineError, EngineInput, EngineStream, Readiness, STREAM_CHANNEL_DEPTH, StreamParams,
+    Consumed, Engine, EngineError, EngineInput, EngineStream, Readiness, STREAM_CHANNEL_DEPTH,
+    StreamParams,
 };
 use crate::config::WhisperConfig;
 use model::WhisperModel;
@@ -98,11 +99,12 @@ impl Engine for WhisperEngine {
         let (events_tx, events_rx) = mpsc::channel(STREAM_CHANNEL_DEPTH);
         let lag_ms = Arc::new(AtomicU64::new(0));
         let inbox = Arc::new(Mutex::new(Inbox::default()));
+        let consumed = Arc::new(Consumed::default());
         let state = StreamState::new(
             params.session_id.clone(),
             inbox.clone(),
             events_tx,
-            lag_ms.clone(),
+            (lag_ms.clone(), Arc::clone(&consumed)),
         );
         self.registrations
             .send(state)
@@ -113,6 +115,7 @@ impl Engine for WhisperEngine {
             audio: audio_tx,
             events: events_rx,
             lag_ms,
+            consumed,
         })
     }
 

@@ -134,7 +134,12 @@ mod tests {
             inbox.finished = finish;
         }
         let (tx, _rx) = mpsc::channel(4);
-        let mut stream = StreamState::new("s".into(), inbox, tx, Arc::new(AtomicU64::new(0)));
+        let mut stream = StreamState::new(
+            "s".into(),
+            inbox,
+            tx,
+            (Arc::new(AtomicU64::new(0)), Arc::default()),
+        );
         stream.ingest();
         stream.last_decode = Instant::now() - ago;
         stream
@@ -166,7 +171,12 @@ mod tests {
         let inbox = Arc::new(Mutex::new(Inbox::default()));
         inbox.lock().unwrap().audio.extend(vec![0.0; 16_000 * 5]);
         let (tx, _rx) = mpsc::channel(4);
-        let mut stream = StreamState::new("s".into(), inbox, tx, Arc::new(AtomicU64::new(0)));
+        let mut stream = StreamState::new(
+            "s".into(),
+            inbox,
+            tx,
+            (Arc::new(AtomicU64::new(0)), Arc::default()),
+        );
         stream.ingest();
         assert!(pick_batch(&[stream]).is_empty());
     }

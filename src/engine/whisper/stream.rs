@@ -12,7 +12,7 @@ use super::agreement::{Agreement, TimedWord};
 use super::mel::{N_SAMPLES, SAMPLE_RATE};
 use super::model::Hypothesis;
 use super::vad::{FRAME, Vad, VadEvent};
-use crate::engine::{EngineEvent, TranscriptResult};
+use crate::engine::{Consumed, EngineEvent, TranscriptResult};
 use crate::protocol::Word;
 
 const RATE: usize = SAMPLE_RATE as usize;
@@ -45,6 +45,8 @@ pub struct StreamState {
     events: mpsc::Sender<EngineEvent>,
     outbox: VecDeque<EngineEvent>,
     lag_ms: Arc<AtomicU64>,
+    /// Audio decoded or judged silent, for the session's buffer limit.
+    consumed: Arc<Consumed>,
     vad: Vad,
     /// Audio taken from the inbox but not yet judged by the VAD.
     unprocessed: VecDeque<f32>,
@@ -68,7 +70,7 @@ impl StreamState {
         session_id: String,
         inbox: Arc<Mutex<Inbox>>,
         events: mpsc::Sender<EngineEvent>,
-        lag_ms: Arc<AtomicU64>,
+        (lag_ms, consumed): (Arc<AtomicU64>, Arc<Consumed>),
     ) -> Self {
         StreamState {
             session_id,
@@ -76,6 +78,7 @@ impl StreamState {
             events,
             outbox: VecDeque::new(),
             lag_ms,
+            consumed,
             vad: Vad::default(),
             unprocessed: VecDeque::new(),
             position: 0,
@@ -288,6 +291,7 @@ impl StreamState {
         };
         let lag_ms = total.saturating_sub(covered) * 1000 / RATE as u64;
         self.lag_ms.store(lag_ms, Ordering::Relaxed);
+        self.consumed.reached(covered);
     }
 
     pub fn lag_secs(&self) -> f64 {

@@ -107,18 +107,28 @@ impl AuditEntry {
     }
 }
 
-/// Whose failed logins to count.
-#[derive(Debug, Clone, Copy)]
-pub enum FailureScope<'a> {
-    /// Attempts for this username, since its last successful login.
-    User(&'a str),
-    /// Attempts from this client address, whoever they were for.
-    Ip(&'a str),
-}
-
 /// The `detail` of a login refused by the rate limit: such refusals are
 /// logged but not counted, so a lockout ends on time however hard it is tried.
 pub const RATE_LIMITED: &str = "rate_limited";
+
+/// One scope a login attempt is counted in, and how many attempts it allows
+/// per window (see `accounts::limits`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitScope {
+    pub key: String,
+    pub limit: u32,
+}
+
+/// The answer to a reservation: counted in every scope, or refused (and
+/// counted in none) until the earliest time every exceeded scope resets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reservation {
+    /// Counted; each scope's key with the end of the window it was counted in.
+    Granted(Vec<(String, i64)>),
+    Refused {
+        until_ms: i64,
+    },
+}
 
 /// Users, login sessions and the audit log. Part of every
 /// [`MetadataStore`](super::MetadataStore).
@@ -153,6 +163,13 @@ pub trait AccountStore: Send + Sync + 'static {
         now_ms: i64,
     ) -> Result<bool, StorageError>;
     async fn delete_web_session(&self, id_hash: &str) -> Result<(), StorageError>;
+    /// Which of `id_hashes` are login sessions that still exist and have not
+    /// expired at `now_ms` (and whose user is enabled).
+    async fn live_web_sessions(
+        &self,
+        id_hashes: &[String],
+        now_ms: i64,
+    ) -> Result<Vec<String>, StorageError>;
     /// Removes sessions that expired before `now_ms`; returns how many.
     async fn delete_expired_web_sessions(&self, now_ms: i64) -> Result<u64, StorageError>;
 
@@ -160,15 +177,25 @@ pub trait AccountStore: Send + Sync + 'static {
     async fn audit(&self, entry: &AuditEntry) -> Result<(), StorageError>;
     /// The newest `limit` audit entries, newest first.
     async fn recent_audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StorageError>;
-    /// The time of the `nth` newest failed login in `scope` after `since_ms`
-    /// (refusals by the rate limit itself not counted); `None` when there are
-    /// fewer than `nth`.
-    async fn nth_recent_failure(
+    /// Counts one login attempt in every scope at once, or in none when
+    /// any scope is at its limit (one transaction: parallel attempts cannot
+    /// all pass a check made before any of them is counted). A scope's window
+    /// starts with its first attempt and lasts `window_ms`.
+    async fn reserve_login(
         &self,
-        scope: FailureScope<'_>,
-        since_ms: i64,
-        nth: u32,
-    ) -> Result<Option<i64>, StorageError>;
+        scopes: &[LimitScope],
+        window_ms: i64,
+        now_ms: i64,
+    ) -> Result<Reservation, StorageError>;
+    /// Takes back a granted attempt (it was not a failure): each counted scope
+    /// loses one attempt, and the scopes in `clear` are forgotten.
+    async fn release_login(
+        &self,
+        counted: &[(String, i64)],
+        clear: &[String],
+    ) -> Result<(), StorageError>;
+    /// Removes the rate-limit rows whose window ended before `now_ms`.
+    async fn delete_expired_login_limits(&self, now_ms: i64) -> Result<u64, StorageError>;
 }
 
 macro_rules! account_store {
@@ -346,6 +373,36 @@ macro_rules! account_store {
                 Ok(())
             }
 
+            async fn live_web_sessions(
+                &self,
+                id_hashes: &[String],
+                now_ms: i64,
+            ) -> Result<Vec<String>, $crate::storage::StorageError> {
+                let mut live = Vec::new();
+                // A few hundred at a time keeps every statement's parameter list small.
+                for batch in id_hashes.chunks(200) {
+                    let list = (0..batch.len())
+                        .map(|i| format!("${}", i + 3))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let sql = format!(
+                        "SELECT w.id_hash FROM web_sessions w WHERE w.expires_at_ms > $1 \
+                         AND (w.user_id IS NULL OR EXISTS (SELECT 1 FROM users u \
+                         WHERE u.username = w.user_id AND u.disabled = $2)) \
+                         AND w.id_hash IN ({list})"
+                    );
+                    // Only numbered placeholders are spliced in; every value is bound.
+                    let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql))
+                        .bind(now_ms)
+                        .bind(false);
+                    for hash in batch {
+                        query = query.bind(hash);
+                    }
+                    live.extend(query.fetch_all(&self.pool).await?);
+                }
+                Ok(live)
+            }
+
             async fn delete_expired_web_sessions(
                 &self,
                 now_ms: i64,
@@ -392,40 +449,86 @@ macro_rules! account_store {
                     .collect()
             }
 
-            async fn nth_recent_failure(
+            async fn reserve_login(
                 &self,
-                scope: $crate::storage::meta::FailureScope<'_>,
-                since_ms: i64,
-                nth: u32,
-            ) -> Result<Option<i64>, $crate::storage::StorageError> {
-                use $crate::storage::meta::FailureScope;
-                if nth == 0 {
-                    return Ok(Some(since_ms));
+                scopes: &[$crate::storage::meta::LimitScope],
+                window_ms: i64,
+                now_ms: i64,
+            ) -> Result<$crate::storage::meta::Reservation, $crate::storage::StorageError> {
+                use sqlx::Row as _;
+                // Scopes in one order in every transaction, so two attempts
+                // that lock the same rows never wait for each other in a cycle.
+                let mut ordered: Vec<&$crate::storage::meta::LimitScope> = scopes.iter().collect();
+                ordered.sort_by(|a, b| a.key.cmp(&b.key));
+                let mut tx = self.pool.begin().await?;
+                let mut counted = Vec::with_capacity(ordered.len());
+                let mut refused_until: Option<i64> = None;
+                for scope in ordered {
+                    let row = sqlx::query(
+                        "INSERT INTO login_limits (scope_key, attempts, resets_at_ms) VALUES ($1, 1, $2) \
+                         ON CONFLICT (scope_key) DO UPDATE SET \
+                         attempts = CASE WHEN login_limits.resets_at_ms <= $3 THEN 1 \
+                                    ELSE login_limits.attempts + 1 END, \
+                         resets_at_ms = CASE WHEN login_limits.resets_at_ms <= $3 THEN $2 \
+                                        ELSE login_limits.resets_at_ms END \
+                         RETURNING attempts, resets_at_ms",
+                    )
+                    .bind(&scope.key)
+                    .bind(now_ms + window_ms)
+                    .bind(now_ms)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let attempts: i64 = row.try_get("attempts")?;
+                    let resets: i64 = row.try_get("resets_at_ms")?;
+                    if attempts > i64::from(scope.limit) {
+                        refused_until = Some(refused_until.map_or(resets, |r| r.max(resets)));
+                    }
+                    counted.push((scope.key.clone(), resets));
                 }
-                // A successful login starts its user's count afresh (but not its address's).
-                let (sql, key) = match scope {
-                    FailureScope::User(user) => (
-                        "SELECT at_ms FROM audit_log WHERE action = 'login_failed' \
-                         AND user_id = $1 AND at_ms > $2 AND detail <> $3 \
-                         AND at_ms > COALESCE((SELECT MAX(at_ms) FROM audit_log \
-                         WHERE action = 'login' AND user_id = $1), 0) \
-                         ORDER BY at_ms DESC LIMIT 1 OFFSET $4",
-                        user,
-                    ),
-                    FailureScope::Ip(ip) => (
-                        "SELECT at_ms FROM audit_log WHERE action = 'login_failed' \
-                         AND ip = $1 AND at_ms > $2 AND detail <> $3 \
-                         ORDER BY at_ms DESC LIMIT 1 OFFSET $4",
-                        ip,
-                    ),
-                };
-                Ok(sqlx::query_scalar(sql)
+                if let Some(until_ms) = refused_until {
+                    tx.rollback().await?;
+                    return Ok($crate::storage::meta::Reservation::Refused { until_ms });
+                }
+                tx.commit().await?;
+                Ok($crate::storage::meta::Reservation::Granted(counted))
+            }
+
+            async fn release_login(
+                &self,
+                counted: &[(String, i64)],
+                clear: &[String],
+            ) -> Result<(), $crate::storage::StorageError> {
+                let mut tx = self.pool.begin().await?;
+                for (key, resets) in counted {
+                    // Only in the window it was counted in: a newer window owes nothing.
+                    sqlx::query(
+                        "UPDATE login_limits SET attempts = attempts - 1 \
+                         WHERE scope_key = $1 AND resets_at_ms = $2 AND attempts > 0",
+                    )
                     .bind(key)
-                    .bind(since_ms)
-                    .bind($crate::storage::meta::accounts::RATE_LIMITED)
-                    .bind(i64::from(nth) - 1)
-                    .fetch_optional(&self.pool)
-                    .await?)
+                    .bind(resets)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                for key in clear {
+                    sqlx::query("DELETE FROM login_limits WHERE scope_key = $1")
+                        .bind(key)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn delete_expired_login_limits(
+                &self,
+                now_ms: i64,
+            ) -> Result<u64, $crate::storage::StorageError> {
+                let done = sqlx::query("DELETE FROM login_limits WHERE resets_at_ms <= $1")
+                    .bind(now_ms)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected())
             }
         }
     };

@@ -9,8 +9,8 @@ mod sql;
 mod sqlite;
 
 pub use accounts::{
-    AccountStore, AuditAction, AuditEntry, Credentials, FailureScope, RATE_LIMITED, User,
-    WebSessionRow,
+    AccountStore, AuditAction, AuditEntry, Credentials, LimitScope, RATE_LIMITED, Reservation,
+    User, WebSessionRow,
 };
 pub use postgres::PostgresMetadataStore;
 pub use sqlite::SqliteMetadataStore;
@@ -151,7 +151,8 @@ pub struct MigrationStatus {
 /// retry after a lost reply is safe), and the accounts kept beside them.
 #[async_trait]
 pub trait MetadataStore: AccountStore + Send + Sync + 'static {
-    /// Creates the row of a new live session, owned by instance `owner`.
+    /// Creates the row of a new live session, owned by instance `owner`;
+    /// [`StorageError::Deleted`] for a session that was deleted.
     async fn create_session(
         &self,
         record: &SessionRecord,
@@ -174,9 +175,16 @@ pub trait MetadataStore: AccountStore + Send + Sync + 'static {
         limit: u32,
         before: Option<&SessionCursor>,
     ) -> Result<Vec<SessionRow>, StorageError>;
-    /// Deletes a session's row and its segments together; `false` when there
-    /// was no such session.
-    async fn delete_session(&self, session_id: &str) -> Result<bool, StorageError>;
+    /// Deletes a session's row and its segments together and leaves a
+    /// tombstone, so the session can never be created again; `false` when
+    /// there was no such session.
+    async fn delete_session(
+        &self,
+        session_id: &str,
+        deleted_at_ms: i64,
+    ) -> Result<bool, StorageError>;
+    /// Whether the session was deleted (it has a tombstone).
+    async fn is_deleted(&self, session_id: &str) -> Result<bool, StorageError>;
     /// Records how much audio is safe in object storage so far (chunk flushes).
     async fn update_received(
         &self,

@@ -44,11 +44,10 @@ impl PostgresMetadataStore {
     }
 }
 
-/// `redact_url` masks `user:password@`; libpq-style URLs may also carry the
-/// password as `?password=`, so the query is dropped as well.
+/// The URL as logs and `/ready` may show it: `user:password@` and libpq's
+/// `?password=` masked.
 fn redact(url: &str) -> String {
-    let without_query = url.split_once('?').map_or(url, |(base, _)| base);
-    crate::config::redact_url(without_query)
+    crate::config::redact_url(url)
 }
 
 impl PostgresMetadataStore {
@@ -72,7 +71,7 @@ mod tests {
         );
         assert_eq!(
             redact("postgresql://app@db/auscult?password=hunter2&sslmode=require"),
-            "postgresql://app@db/auscult"
+            "postgresql://app@db/auscult?password=****&sslmode=require"
         );
     }
 }

@@ -18,10 +18,11 @@ macro_rules! sql_store {
                 owner: &str,
                 now_ms: i64,
             ) -> Result<(), $crate::storage::StorageError> {
-                sqlx::query(
+                let done = sqlx::query(
                     "INSERT INTO sessions (id, user_id, engine, language, encoding, channels, \
                      input_rate, engine_rate, status, started_at_ms, instance_id, heartbeat_at_ms) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'live', $9, $10, $11)",
+                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, 'live', $9, $10, $11 \
+                     WHERE NOT EXISTS (SELECT 1 FROM deleted_sessions WHERE id = $1)",
                 )
                 .bind(&r.id)
                 .bind(&r.user_id)
@@ -36,7 +37,22 @@ macro_rules! sql_store {
                 .bind(now_ms)
                 .execute(&self.pool)
                 .await?;
+                if done.rows_affected() == 0 {
+                    return Err($crate::storage::StorageError::Deleted(r.id.clone()));
+                }
                 Ok(())
+            }
+
+            async fn is_deleted(
+                &self,
+                session_id: &str,
+            ) -> Result<bool, $crate::storage::StorageError> {
+                let found: Option<i32> =
+                    sqlx::query_scalar("SELECT 1 FROM deleted_sessions WHERE id = $1")
+                        .bind(session_id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                Ok(found.is_some())
             }
 
             async fn add_segment(
@@ -140,8 +156,20 @@ macro_rules! sql_store {
             async fn delete_session(
                 &self,
                 session_id: &str,
+                deleted_at_ms: i64,
             ) -> Result<bool, $crate::storage::StorageError> {
                 let mut tx = self.pool.begin().await?;
+                // The tombstone goes in with the delete: nothing left behind
+                // (a spool, chunks) can bring the session back.
+                sqlx::query(
+                    "INSERT INTO deleted_sessions (id, user_id, deleted_at_ms) \
+                     SELECT id, user_id, $2 FROM sessions WHERE id = $1 \
+                     ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(session_id)
+                .bind(deleted_at_ms)
+                .execute(&mut *tx)
+                .await?;
                 sqlx::query("DELETE FROM segments WHERE session_id = $1")
                     .bind(session_id)
                     .execute(&mut *tx)

@@ -8,7 +8,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use crate::storage::StorageError;
+use crate::storage::{StorageError, private_fs};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -27,9 +27,26 @@ impl SqliteMetadataStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
         let path = options.get_filename().to_path_buf();
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            tokio::fs::create_dir_all(dir).await?;
-        }
+        let file = path.clone();
+        // Made 0600 before SQLite opens it: its -wal and -shm files take the
+        // database file's permissions.
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            if file.as_os_str().is_empty() || file.as_os_str() == ":memory:" {
+                return Ok(());
+            }
+            if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+                private_fs::create_dir_all(dir)?;
+            }
+            match private_fs::create_new(&file) {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    private_fs::restrict(&file)
+                }
+                Err(e) => Err(e),
+            }
+        })
+        .await
+        .map_err(|e| StorageError::Unavailable(e.to_string()))??;
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)

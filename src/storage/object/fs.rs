@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
 use super::{ObjectStore, ObjectStream, check_key, check_prefix};
-use crate::storage::StorageError;
+use crate::storage::{StorageError, private_fs};
 
 /// How much of a file one streamed read takes.
 const READ_BUFFER: usize = 64 * 1024;
@@ -24,7 +24,8 @@ pub struct FsObjectStore {
 
 impl FsObjectStore {
     pub async fn open(root: &Path) -> Result<Self, StorageError> {
-        tokio::fs::create_dir_all(root).await?;
+        let dir = root.to_path_buf();
+        blocking(move || private_fs::create_dir_all(&dir)).await?;
         Ok(FsObjectStore {
             root: root.to_path_buf(),
         })
@@ -51,7 +52,7 @@ fn write_atomically(
         file.flush()?;
         file.sync_all()?;
         std::fs::rename(&tmp, dest)?;
-        std::fs::File::open(dir)?.sync_all()
+        private_fs::sync_dir(dir)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -64,8 +65,8 @@ fn write_atomically(
 fn create_in(dir: &Path, file: &Path) -> std::io::Result<std::fs::File> {
     let mut attempts = 0;
     loop {
-        std::fs::create_dir_all(dir)?;
-        match std::fs::File::create(file) {
+        private_fs::create_dir_all(dir)?;
+        match private_fs::create(file) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempts < 3 => attempts += 1,
             result => return result,
         }

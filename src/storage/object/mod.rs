@@ -75,7 +75,8 @@ pub async fn open(url: &str, s3: &S3Settings) -> Result<SharedObjectStore, Stora
 }
 
 /// Checks a folder prefix for `list`: a valid key followed by `/`.
-pub(crate) fn check_prefix(prefix: &str) -> Result<&str, StorageError> {
+/// Public for the fuzz targets and property tests.
+pub fn check_prefix(prefix: &str) -> Result<&str, StorageError> {
     match prefix.strip_suffix('/') {
         Some(folder) => check_key(folder).map(|()| folder),
         None => Err(StorageError::Invalid(
@@ -85,7 +86,8 @@ pub(crate) fn check_prefix(prefix: &str) -> Result<&str, StorageError> {
 }
 
 /// Rejects keys that could escape the store's root or are not plain segments.
-pub(crate) fn check_key(key: &str) -> Result<(), StorageError> {
+/// Public for the fuzz targets and property tests.
+pub fn check_key(key: &str) -> Result<(), StorageError> {
     let ok = !key.is_empty()
         && !key.starts_with('/')
         && key

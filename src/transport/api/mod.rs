@@ -8,7 +8,7 @@ pub mod range;
 mod sessions;
 
 pub use downloads::{audio, transcript};
-pub use sessions::{delete_session, get_session, list_sessions};
+pub use sessions::{decode_cursor, delete_session, encode_cursor, get_session, list_sessions};
 
 use axum::Json;
 use axum::extract::State;

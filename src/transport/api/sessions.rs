@@ -124,7 +124,10 @@ pub async fn delete_session(
     for key in &objects {
         state.objects.delete(key).await?;
     }
-    state.metadata.delete_session(&id).await?;
+    state
+        .metadata
+        .delete_session(&id, crate::session::wall_clock_ms())
+        .await?;
     let entry = AuditEntry::new(AuditAction::SessionDeleted, Some(&user.0))
         .with_ip(ip.as_deref())
         .with_detail(&id);
@@ -137,11 +140,13 @@ pub async fn delete_session(
 }
 
 /// The opaque `before`/`next` value: the hex of `<started_at_ms>:<id>`.
-fn encode_cursor(cursor: &SessionCursor) -> String {
+/// Public for the fuzz targets and property tests.
+pub fn encode_cursor(cursor: &SessionCursor) -> String {
     hex::encode(format!("{}:{}", cursor.started_at_ms, cursor.id))
 }
 
-fn decode_cursor(text: &str) -> Result<SessionCursor, ApiError> {
+/// Reads a cursor [`encode_cursor`] gave out; anything else is `BadCursor`.
+pub fn decode_cursor(text: &str) -> Result<SessionCursor, ApiError> {
     let bytes = hex::decode(text).map_err(|_| ApiError::BadCursor)?;
     let text = String::from_utf8(bytes).map_err(|_| ApiError::BadCursor)?;
     let (ms, id) = text.split_once(':').ok_or(ApiError::BadCursor)?;
