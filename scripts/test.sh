@@ -7,7 +7,7 @@
 source "$(dirname "$0")/setup.sh"
 cd "$AUSCULT_ROOT"
 ensure_build_deps
-ensure_apt espeak-ng sox
+ensure_apt espeak-ng sox strace
 ensure_model
 ensure_postgres
 ensure_moto

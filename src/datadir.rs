@@ -81,11 +81,13 @@ pub fn take(
         Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
     }
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let since = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
     let holder = format!(
-        "pid {} on {}, instance {instance_id}, since {} ms",
+        "pid {} on {}, instance {instance_id}, since {since}",
         std::process::id(),
         host.trim(),
-        crate::session::wall_clock_ms()
     );
     let written = (|| {
         file.set_len(0)?;

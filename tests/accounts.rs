@@ -26,6 +26,7 @@ on_both_databases!(
     two_hundred_parallel_wrong_logins_get_only_the_limits_worth_of_hashes,
     a_flood_of_logins_is_answered_busy_instead_of_queueing_without_end,
     failures_from_one_address_are_limited_across_usernames,
+    forwarded_headers_from_a_peer_that_is_not_a_trusted_proxy_change_nothing,
     a_disabled_user_cannot_log_in_and_its_cookie_stops_working,
     unknown_users_wrong_passwords_and_disabled_users_get_the_same_answer,
     local_mode_ends_once_an_enabled_account_exists,
@@ -691,13 +692,13 @@ async fn a_user_disabled_while_recording_is_cut_off_with_what_was_sent_stored(db
     assert_eq!(end.closed_reason(), CloseReason::AccessRevoked);
     let key = format!("users/alice/audio/sessions/{alice_session}/audio.wav");
     assert_eq!(end.stored().audio, key);
-    let wav = parse_wav(&std::fs::read(app.object_path(&key)).expect("stored audio"));
-    assert!(wav.data == alice_audio, "everything alice sent is stored");
-    let manifest: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(app.object_path(&key.replace("audio.wav", "manifest.json"))).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(manifest["close_reason"], "access_revoked");
+    assert_stored_objects(
+        &app,
+        "alice",
+        &alice_session,
+        &alice_audio,
+        "access_revoked",
+    );
     let again = WsClient::connect(&app.ws_url(), &[("cookie", &alice_cookie.header())]).await;
     assert_eq!(again.err().as_ref().and_then(refused_status), Some(401));
 
@@ -711,5 +712,29 @@ async fn a_user_disabled_while_recording_is_cut_off_with_what_was_sent_stored(db
     let key = format!("users/bob/audio/sessions/{bob_session}/audio.wav");
     let wav = parse_wav(&std::fs::read(app.object_path(&key)).expect("stored audio"));
     assert!(wav.data == bob_audio, "everything bob sent is stored");
+    app.stop().await;
+}
+
+async fn forwarded_headers_from_a_peer_that_is_not_a_trusted_proxy_change_nothing(db: AccountsDb) {
+    db.add_user("alice").await;
+    // No trusted proxies: the test client is just a client.
+    let app = db.spawn_app(&[("AUSCULT_TRUSTED_PROXIES", "")]).await;
+    for i in 0..5 {
+        let reply = login_from(&app, &format!("198.51.100.{i}"), "alice", "wrong password!").await;
+        assert_eq!(reply.status, 401, "attempt {i}: {reply:?}");
+    }
+    // A new made-up address does not get around the limit of the real one.
+    let limited = login_from(&app, "203.0.113.99", "alice", PASSWORD).await;
+    assert_eq!(limited.status, 429, "{limited:?}");
+    let failed = db.audit("login_failed").await;
+    assert!(
+        failed.iter().all(|r| r.ip.as_deref() == Some("127.0.0.1")),
+        "{failed:?}"
+    );
+    // Nor does a made-up X-Forwarded-Proto mark the cookie Secure.
+    db.add_user("bob").await;
+    let reply = login(&app, "bob", PASSWORD, &[("x-forwarded-proto", "https")]).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert!(!reply.login_cookie().has("Secure"), "{reply:?}");
     app.stop().await;
 }

@@ -9,20 +9,6 @@ use std::time::Duration;
 use auscult::protocol::{CloseReason, ErrorCode, ServerMsg};
 use common::*;
 
-/// Asserts the stored audio is the first `manifest.received_bytes` of `sent`,
-/// covering at least everything acknowledged as durable.
-fn assert_stored_prefix(stored: &StoredSession, sent: &[u8], acked: u64) {
-    let n = stored.wav.data.len();
-    assert!(n <= sent.len(), "stored {n} > sent {}", sent.len());
-    assert!(
-        stored.wav.data == sent[..n],
-        "stored audio is not a prefix of what was sent"
-    );
-    assert!(n as u64 >= acked, "stored {n} < acked {acked}");
-    assert_eq!(stored.manifest["received_bytes"], n as u64);
-    assert_eq!(stored.row.received_bytes, n as u64);
-}
-
 #[tokio::test]
 async fn a_connected_but_silent_session_is_closed_and_stored_at_the_idle_timeout() {
     let app = TestApp::spawn_env(&[("AUSCULT_IDLE_TIMEOUT_SECS", "1")]).await;

@@ -39,19 +39,7 @@ async fn assert_logged_out_and_stored(
     assert_eq!(end.closed_reason(), CloseReason::LoggedOut);
     assert_eq!(end.close_code, Some(1008));
     assert_eq!(end.stored().session_id, session_id);
-    assert_stored_objects(app, session_id, audio, "logged_out");
-}
-
-/// The session's objects (its database is the test's, not the data dir's).
-fn assert_stored_objects(app: &TestApp, session_id: &str, audio: &[u8], reason: &str) {
-    let key = format!("users/alice/audio/sessions/{session_id}/audio.wav");
-    let wav = parse_wav(&std::fs::read(app.object_path(&key)).expect("stored audio"));
-    assert!(wav.data == audio, "the stored audio is what was sent");
-    let manifest: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(app.object_path(&key.replace("audio.wav", "manifest.json"))).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(manifest["close_reason"], reason);
+    assert_stored_objects(app, "alice", session_id, audio, "logged_out");
 }
 
 async fn a_logout_ends_the_recording_opened_with_that_login_and_stores_it(db: AccountsDb) {
@@ -98,7 +86,13 @@ async fn a_recording_opened_with_another_login_of_the_same_user_goes_on(db: Acco
     ws.send_audio(&more, 3200).await;
     let end = ws.stop_and_collect().await;
     assert_eq!(end.closed_reason(), CloseReason::ClientStop);
-    assert_stored_objects(&app, &session_id, &[audio, more].concat(), "client_stop");
+    assert_stored_objects(
+        &app,
+        "alice",
+        &session_id,
+        &[audio, more].concat(),
+        "client_stop",
+    );
     app.stop().await;
 }
 

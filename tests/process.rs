@@ -275,3 +275,59 @@ async fn patient_data_on_disk_is_readable_by_the_server_user_only() {
     server.signal(Signal::SIGTERM);
     assert!(server.wait().await.success());
 }
+
+#[tokio::test]
+async fn new_spools_objects_and_renames_fsync_the_folders_that_hold_their_names() {
+    // The real binary under strace (Debian's `strace`, installed by
+    // scripts/test.sh): which folders it fsyncs, by path.
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let trace = root.path().join("fsyncs.trace");
+    let trace_arg = trace.display().to_string();
+    let wrapper = [
+        "strace",
+        "-f",
+        "-qq",
+        "-y",
+        "-e",
+        "trace=fsync",
+        "-o",
+        trace_arg.as_str(),
+    ];
+    let mut server = ServerProcess::start_under(&data, &[], &wrapper).await;
+    let mut ws = connect(&server).await;
+    let ready = ws.start(16_000, Enc::S16, 1).await;
+    ws.send_audio(&tone(Enc::S16, 16_000, 1, 0.5), 3200).await;
+    ws.stop_and_collect().await.stored();
+    // SIGTERM to the server itself (strace's child), which drains and exits; strace follows.
+    let strace_pid = server.child.id().unwrap();
+    let children =
+        std::fs::read_to_string(format!("/proc/{strace_pid}/task/{strace_pid}/children")).unwrap();
+    let auscult: i32 = children
+        .split_whitespace()
+        .next()
+        .expect("strace runs auscult")
+        .parse()
+        .unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(auscult), Signal::SIGTERM).unwrap();
+    assert!(server.wait().await.success());
+    let text =
+        std::fs::read_to_string(&trace).expect("strace wrote its trace (is strace installed?)");
+    let synced = |path: &std::path::Path| text.contains(&format!("<{}>)", path.display()));
+    let id = &ready.session_id;
+    let session_objects = data.join(format!("objects/users/local/audio/sessions/{id}"));
+    for folder in [
+        data.join("spool"),                       // the new spool folder's name
+        data.join("spool").join(id),              // its audio file, meta.json's rename
+        session_objects.clone(),                  // each object's rename
+        session_objects.parent().unwrap().into(), // the new session folder
+        data.join("objects/users"),               // the new user folder
+    ] {
+        assert!(
+            synced(&folder),
+            "{} never fsynced:\n{text}",
+            folder.display()
+        );
+    }
+}

@@ -212,15 +212,18 @@ impl ServerMsg {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn entities_are_redacted_as_whole_words_only() {
-        let entity = |content: &str| super::Entity {
+    fn entity(content: &str) -> super::Entity {
+        super::Entity {
             category: "PHI".into(),
             start: 0.0,
             end: 1.0,
             content: content.into(),
             confidence: None,
-        };
+        }
+    }
+
+    #[test]
+    fn entities_are_redacted_as_whole_words_only() {
         let text = "Jane Roe, aged 45, takes 145 mg; Jane's chart.";
         assert_eq!(
             super::Entity::redact(text, &[entity("Jane Roe"), entity("45")]),
@@ -240,13 +243,6 @@ mod tests {
     /// of a longer word used to hide an overlapping match that stands alone.
     #[test]
     fn an_entity_overlapping_a_longer_word_is_still_redacted_where_it_stands_alone() {
-        let entity = |content: &str| super::Entity {
-            category: "PHI".into(),
-            start: 0.0,
-            end: 1.0,
-            content: content.into(),
-            confidence: None,
-        };
         assert_eq!(
             super::Entity::redact("11 1 1", &[entity("1 1")]),
             "11 [PHI]"

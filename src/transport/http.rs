@@ -66,23 +66,21 @@ static LAST_VERDICT: Mutex<Option<bool>> = Mutex::new(None);
 /// `GET /ready` on the public listener: `{"ready": bool}`, 503 when not.
 pub async fn ready(State(state): State<AppState>) -> Response {
     let (ready, _) = readiness(&state).await;
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, Json(json!({ "ready": ready }))).into_response()
+    (ready_status(ready), Json(json!({ "ready": ready }))).into_response()
 }
 
 /// `GET /ready` on the admin listener: every check with its detail.
 pub async fn ready_detail(State(state): State<AppState>) -> Response {
     let (ready, body) = readiness(&state).await;
-    let status = if ready {
+    (ready_status(ready), Json(body)).into_response()
+}
+
+fn ready_status(ready: bool) -> StatusCode {
+    if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, Json(body)).into_response()
+    }
 }
 
 async fn readiness(state: &AppState) -> (bool, serde_json::Value) {

@@ -324,6 +324,26 @@ pub async fn logged_in(app: &TestApp, user: &str) -> LoginCookie {
     reply.login_cookie().clone()
 }
 
+/// Checks a stored session's objects straight from the folder store (the
+/// database of these apps is the test's, not the data dir's): the audio is
+/// exactly `audio` and the manifest's close reason is `reason`.
+pub fn assert_stored_objects(
+    app: &TestApp,
+    user: &str,
+    session_id: &str,
+    audio: &[u8],
+    reason: &str,
+) {
+    let key = format!("users/{user}/audio/sessions/{session_id}/audio.wav");
+    let wav = super::parse_wav(&std::fs::read(app.object_path(&key)).expect("stored audio"));
+    assert!(wav.data == audio, "the stored audio is what was sent");
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(app.object_path(&key.replace("audio.wav", "manifest.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["close_reason"], reason);
+}
+
 /// Declares each test once per database, as `sqlite::<name>` and
 /// `postgres::<name>`; each test takes a fresh [`AccountsDb`]. (Only some
 /// test binaries use it.)

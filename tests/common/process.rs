@@ -39,6 +39,17 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `auscult` with the load-test engine on `data_dir` and waits until `/health` answers.
     pub async fn start(data_dir: &Path, extra: &[(&str, &str)]) -> ServerProcess {
+        Self::start_under(data_dir, extra, &[]).await
+    }
+
+    /// Like [`ServerProcess::start`], with the binary run by `wrapper`
+    /// (e.g. `["strace", "-f", "-o", "trace"]`): the wrapper's arguments,
+    /// then the binary's path.
+    pub async fn start_under(
+        data_dir: &Path,
+        extra: &[(&str, &str)],
+        wrapper: &[&str],
+    ) -> ServerProcess {
         let port = free_port();
         let admin_port = free_port();
         let listen = format!("127.0.0.1:{port}");
@@ -53,7 +64,20 @@ impl ServerProcess {
         env.extend_from_slice(extra);
         let log = data_dir.join(format!("server-{port}.log"));
         let log_file = std::fs::File::create(&log).expect("server log file");
-        let child = command(&env)
+        let mut cmd = command(&env);
+        if let Some((program, args)) = wrapper.split_first() {
+            let inner = cmd.as_std();
+            let mut wrapped = Command::new(program);
+            wrapped
+                .args(args)
+                .arg(BIN)
+                .env_clear()
+                .envs(inner.get_envs().filter_map(|(k, v)| Some((k, v?))))
+                .stdin(Stdio::null())
+                .kill_on_drop(true);
+            cmd = wrapped;
+        }
+        let child = cmd
             .stdout(log_file.try_clone().unwrap())
             .stderr(log_file)
             .spawn()

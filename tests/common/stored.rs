@@ -279,3 +279,17 @@ pub async fn wait_for_status(data_dir: &Path, session_id: &str, status: &str) ->
     })
     .await
 }
+
+/// Asserts the stored audio is the first `manifest.received_bytes` of `sent`,
+/// covering at least everything acknowledged as durable.
+pub fn assert_stored_prefix(stored: &StoredSession, sent: &[u8], acked: u64) {
+    let n = stored.wav.data.len();
+    assert!(n <= sent.len(), "stored {n} > sent {}", sent.len());
+    assert!(
+        stored.wav.data == sent[..n],
+        "stored audio is not a prefix of what was sent"
+    );
+    assert!(n as u64 >= acked, "stored {n} < acked {acked}");
+    assert_eq!(stored.manifest["received_bytes"], n as u64);
+    assert_eq!(stored.row.received_bytes, n as u64);
+}
