@@ -37,6 +37,12 @@ function closedMessage(reason, limits) {
       return 'The transcription engine failed. The audio is saved; the transcript may be incomplete.';
     case 'storage_pending':
       return 'The recording ended but could not be stored yet. The server keeps it and stores it shortly; it appears in the history then.';
+    case 'logged_out':
+      return 'You were logged out, so the recording ended. What was recorded is saved.';
+    case 'access_revoked':
+      return 'Your account was disabled, so the recording ended. What was recorded is saved.';
+    case 'spool_failed':
+      return 'The server could not keep the audio safe on its disk and ended the recording. What it confirmed is kept and appears in the history.';
     default:
       return `The session ended (${reason}).`;
   }
@@ -46,7 +52,16 @@ function closedMessage(reason, limits) {
 function failureMessage(code, message) {
   switch (code) {
     case 'server_at_capacity':
+    case 'too_many_connections':
       return 'The server is at capacity right now. Please try again in a minute.';
+    case 'user_at_capacity':
+      return 'You already have as many recordings open as one user may. Stop one (or close its tab), then press Start.';
+    case 'start_timeout':
+      return 'The connection was closed because the recording did not start in time. Press Start again.';
+    case 'user_disabled':
+      return 'Your account is disabled. Ask an administrator.';
+    case 'bad_host':
+      return 'The server does not answer to this address. Open the page by its configured name.';
     case 'server_shutdown':
       return 'The server is restarting. Please try again in a moment.';
     case 'unauthorized':

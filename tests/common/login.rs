@@ -35,6 +35,21 @@ pub struct AuditRow {
     pub detail: Option<String>,
 }
 
+/// An expected audit row.
+pub fn audit_row(
+    action: &str,
+    user: Option<&str>,
+    ip: Option<&str>,
+    detail: Option<&str>,
+) -> AuditRow {
+    AuditRow {
+        user_id: user.map(str::to_owned),
+        action: action.to_owned(),
+        ip: ip.map(str::to_owned),
+        detail: detail.map(str::to_owned),
+    }
+}
+
 /// One `users` row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRow {
