@@ -5,10 +5,14 @@
 
 #[path = "properties/audio.rs"]
 mod audio;
+#[path = "properties/headers.rs"]
+mod headers;
 #[path = "properties/keys.rs"]
 mod keys;
 #[path = "properties/range.rs"]
 mod range;
+#[path = "properties/spool.rs"]
+mod spool;
 #[path = "properties/text.rs"]
 mod text;
 
@@ -176,6 +180,125 @@ proptest! {
     ) {
         text::exports(&segments);
     }
+}
+
+/// Addresses as proxies write them (v4, v6, mapped, with ports) and junk.
+fn forwarded_hop() -> impl Strategy<Value = String> {
+    prop_oneof![
+        (any::<[u8; 4]>()).prop_map(|b| std::net::Ipv4Addr::from(b).to_string()),
+        (any::<[u8; 4]>()).prop_map(|b| format!("10.0.{}.{}", b[0], b[1])),
+        (any::<[u16; 8]>()).prop_map(|b| std::net::Ipv6Addr::from(b).to_string()),
+        (any::<[u8; 4]>(), any::<u16>())
+            .prop_map(|(b, p)| format!("{}:{p}", std::net::Ipv4Addr::from(b))),
+        Just("::ffff:10.0.0.7".to_owned()),
+        "[a-z0-9.:\\[\\] ]{0,12}",
+    ]
+}
+
+fn cidr_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("10.0.0.0/16".to_owned()),
+        Just("127.0.0.1".to_owned()),
+        (any::<[u8; 4]>(), 0u8..40)
+            .prop_map(|(b, p)| format!("{}/{p}", std::net::Ipv4Addr::from(b))),
+        (any::<[u16; 8]>(), 0u8..140)
+            .prop_map(|(b, p)| format!("{}/{p}", std::net::Ipv6Addr::from(b))),
+        "[0-9a-f.:/]{0,16}",
+    ]
+}
+
+fn host_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "(localhost|[a-z]{1,6}\\.localhost|127\\.0\\.0\\.[0-9]{1,3}|\\[::1\\]|evil\\.test|auscult\\.example\\.org)(:[0-9]{1,5})?",
+        "[A-Za-z0-9.:\\[\\]_-]{0,20}",
+        any::<String>(),
+    ]
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn forwarded_headers_are_believed_only_from_a_trusted_proxy_and_only_as_far_as_it_goes(
+        hops in prop::collection::vec(prop::collection::vec(forwarded_hop(), 0..4), 0..3),
+        proto in "(https|http|HTTPS|[a-z]{0,5})",
+        forwarded_host in host_text(),
+        own_host in host_text(),
+        peer in prop_oneof![forwarded_hop(), Just("10.0.0.5".to_owned()), Just("127.0.0.1".to_owned())],
+        trusted in prop::collection::vec(cidr_text(), 0..3),
+    ) {
+        let values: Vec<String> = hops.iter().map(|h| h.join(", ")).collect();
+        let mut pairs: Vec<(&str, &str)> = values.iter().map(|v| ("x-forwarded-for", v.as_str())).collect();
+        pairs.extend([("x-forwarded-proto", proto.as_str()), ("x-forwarded-host", forwarded_host.as_str()), ("host", own_host.as_str())]);
+        let headers = headers::header_map(&pairs);
+        let trusted: Vec<_> = trusted.iter().filter_map(|c| headers::cidr(c)).collect();
+        headers::forwarded(&headers, peer.parse().ok(), &trusted);
+    }
+
+    #[test]
+    fn hosts_split_cleanly_and_a_loopback_server_answers_only_to_loopback(
+        host in host_text(),
+        patterns in prop::collection::vec("(\\*\\.)?[a-z.]{1,12}(:[0-9]{1,4})?", 0..3),
+        local in prop_oneof![Just(None), Just(Some("127.0.0.1")), Just(Some("10.0.1.5"))],
+    ) {
+        let patterns: Vec<&str> = patterns.iter().map(String::as_str).collect();
+        headers::hosts(&host, &patterns, local.map(|l| l.parse().unwrap()));
+    }
+
+    #[test]
+    fn a_token_is_valid_only_when_it_is_one_and_an_origin_only_when_allowed(
+        tokens in prop::collection::vec(("[a-z]{1,6}", "[A-Za-z0-9-]{8,14}"), 0..3),
+        origins in prop::collection::vec("https?://[a-z.]{1,10}(:[0-9]{2})?", 0..2),
+        presented in prop_oneof!["[A-Za-z0-9-]{0,14}", any::<String>()],
+        bearer in prop_oneof![Just("Bearer "), Just("bearer "), Just("Basic "), Just("")],
+        in_query in any::<bool>(),
+        origin in prop_oneof![Just(None), "https?://[a-z.]{1,10}(:[0-9]{2})?/?".prop_map(Some), any::<String>().prop_map(Some)],
+        host in prop_oneof![Just(None), "[a-z.]{1,10}(:[0-9]{2})?".prop_map(Some)],
+    ) {
+        let tokens: Vec<(&str, &str)> = tokens.iter().map(|(u, t)| (u.as_str(), t.as_str())).collect();
+        let origins: Vec<&str> = origins.iter().map(String::as_str).collect();
+        let Some(configured) = headers::authenticator(&tokens, &origins) else { return Ok(()); };
+        let header = format!("{bearer}{presented}");
+        let (authorization, query) = if in_query { (None, Some(presented.as_str())) } else { (Some(header.as_str()), None) };
+        headers::credentials(&configured, authorization, query, origin.as_deref(), host.as_deref());
+        // The configured tokens themselves are valid (the last user named for a token wins).
+        for (_, token) in &configured.tokens {
+            let h = headers::header_map(&[("authorization", &format!("Bearer {token}"))]);
+            let expected = configured.tokens.iter().rev().find(|(_, t)| t == token).map(|(u, _)| u.clone()).unwrap();
+            prop_assert_eq!(configured.auth.check_token(&h, None), auscult::transport::auth::TokenCheck::Valid(expected));
+        }
+    }
+
+    #[test]
+    fn a_spool_read_back_is_accepted_only_as_a_client_could_have_described_it(
+        session in prop_oneof!["[A-Za-z0-9._@-]{1,12}", "[a-z./ ]{0,6}"],
+        user in prop_oneof!["[A-Za-z0-9._@-]{1,12}", Just("../x".to_owned())],
+        encoding in encoding_name(),
+        rate in prop_oneof![Just(16_000i64), -1i64..60_000],
+        channels in -1i64..4,
+        engine_rate in prop_oneof![Just(16_000i64), -1i64..60_000],
+        audio_len in 0usize..200,
+        same_folder in any::<bool>(),
+        closed in prop_oneof![
+            Just(None),
+            Just(Some(br#"{"close_reason":"client_stop","ended_at_ms":5}"#.to_vec())),
+            Just(Some(br#"{"close_reason":"nonsense","ended_at_ms":5}"#.to_vec())),
+            prop::collection::vec(any::<u8>(), 0..20).prop_map(Some),
+        ],
+        junk in prop::collection::vec(any::<u8>(), 0..40),
+    ) {
+        let meta = spool::meta_json(&session, &user, &encoding, rate, channels, engine_rate);
+        let folder = if same_folder { None } else { Some("another-folder") };
+        spool::load_and_seal(&meta, closed.as_deref(), audio_len, folder);
+        spool::load_and_seal(&junk, None, audio_len, None);
+    }
+}
+
+/// A `meta.json` with no channels used to divide by zero in recovery.
+#[test]
+fn a_spool_with_zero_channels_is_refused_not_divided_by() {
+    let meta = spool::meta_json("s-0", "local", "pcm_s16le", 16_000, 0, 16_000);
+    spool::load_and_seal(&meta, None, 51, None);
 }
 
 /// The `redaction` fuzz target's first find (fixed in `protocol::replace_words`).
