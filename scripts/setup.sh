@@ -33,9 +33,12 @@ ensure_apt() {
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# Build tools: cmake and a C++ compiler build the embedded speech engine (CTranslate2).
+# Build tools: a C++ compiler for ct2rs's bridge to CTranslate2, and the
+# prebuilt CTranslate2 library itself (scripts/fetch-ctranslate2.sh: a wheel
+# download, seconds instead of a 15-minute C++ build).
 ensure_build_deps() {
-    ensure_apt build-essential cmake pkg-config unzip
+    ensure_apt build-essential pkg-config unzip python3-pip
+    "$AUSCULT_ROOT/scripts/fetch-ctranslate2.sh"
 }
 
 # The Whisper model for the default engine (scripts/fetch-model.sh is idempotent).

@@ -9,7 +9,7 @@
 //! `e2e/`), `espeak-ng`, `sox` and the Whisper model: `scripts/test.sh`
 //! installs them all. A missing one fails the test with that hint; it never
 //! skips.
-#![cfg(feature = "whisper")]
+#![cfg(feature = "embedded-whisper")]
 
 mod common;
 

@@ -304,7 +304,9 @@ async fn repeated_failures_end_the_session_engine_failed_with_its_audio_stored()
         [
             (ErrorCode::EngineRetrying, false),
             (ErrorCode::EngineRetrying, false),
-            (ErrorCode::EngineFailed, true)
+            (ErrorCode::EngineFailed, true),
+            // The engine never transcribed the audio after its failure.
+            (ErrorCode::TranscriptIncomplete, false),
         ]
     );
     assert_eq!(fake.streams().len(), 3);

@@ -1,7 +1,8 @@
 //! The benchmark's speech: clinical dictation synthesised by espeak-ng, with
 //! known reference texts, converted to 16 kHz mono by the server's own
-//! resampler.
+//! resampler, and where in each clip its utterances start and end.
 
+use std::ops::Range;
 use std::process::Command;
 
 use auscult::audio::StreamResampler;
@@ -12,6 +13,15 @@ const LEAD_SECS: f64 = 0.25;
 /// Silence after it, shorter than the VAD's end-of-utterance pause, so the
 /// last final comes from the flush that `stop` starts.
 const TAIL_SECS: f64 = 0.5;
+/// Samples per 10 ms frame, the unit speech is found in.
+const LEVEL_FRAME: usize = (RATE / 100) as usize;
+/// A 10 ms frame whose RMS is above this (dBFS) is speech.
+const SPEECH_DB: f32 = -40.0;
+/// Quiet frames in a row (400 ms) after speech that end an utterance (issue
+/// 14's definition), much longer than the closures inside words. espeak-ng's
+/// pauses between sentences are about 0.3 s at this level, so a clip is
+/// usually one utterance, ending where its speech does, ~0.8 s before its audio.
+const UTTERANCE_GAP_FRAMES: usize = 40;
 
 /// Reference texts: plain clinical vocabulary, numbers avoided (Whisper
 /// writes digits, which would count as errors against spelled-out words).
@@ -55,11 +65,22 @@ pub struct Clip {
     pub reference: String,
     /// Mono samples at [`RATE`], in [-1, 1].
     pub samples: Vec<f32>,
+    /// Each utterance, from its first speech frame to the end of its last.
+    pub utterances: Vec<Range<usize>>,
 }
 
 impl Clip {
     pub fn secs(&self) -> f64 {
         self.samples.len() as f64 / f64::from(RATE)
+    }
+
+    /// The first speech sample (after the leading silence).
+    pub fn speech_start(&self) -> usize {
+        self.utterances.first().map_or(0, |u| u.start)
+    }
+
+    pub fn speech_start_secs(&self) -> f64 {
+        self.speech_start() as f64 / f64::from(RATE)
     }
 
     /// The clip as the `pcm_s16le` a client sends.
@@ -75,13 +96,45 @@ pub fn synthesize_all() -> anyhow::Result<Vec<Clip>> {
     TEXTS
         .iter()
         .map(|(name, text)| {
+            let samples = espeak(text)?;
+            let utterances = utterances(&samples);
+            anyhow::ensure!(!utterances.is_empty(), "clip {name} has no speech");
             Ok(Clip {
                 name: (*name).to_owned(),
                 reference: (*text).to_owned(),
-                samples: espeak(text)?,
+                samples,
+                utterances,
             })
         })
         .collect()
+}
+
+/// The utterances in `samples`: runs of speech frames, split where
+/// [`UTTERANCE_GAP_FRAMES`] quiet frames follow speech. Speech that runs to
+/// the end of the clip ends its utterance there (the client's `stop` ends it).
+pub fn utterances(samples: &[f32]) -> Vec<Range<usize>> {
+    let threshold = 10f32.powf(SPEECH_DB / 20.0);
+    let mut found = Vec::new();
+    let mut current: Option<Range<usize>> = None;
+    let mut quiet = 0;
+    for (k, frame) in samples.chunks(LEVEL_FRAME).enumerate() {
+        let rms = (frame.iter().map(|s| s * s).sum::<f32>() / frame.len() as f32).sqrt();
+        let (start, end) = (k * LEVEL_FRAME, k * LEVEL_FRAME + frame.len());
+        if rms > threshold {
+            quiet = 0;
+            match &mut current {
+                Some(u) => u.end = end,
+                None => current = Some(start..end),
+            }
+        } else if current.is_some() {
+            quiet += 1;
+            if quiet >= UTTERANCE_GAP_FRAMES {
+                found.extend(current.take());
+            }
+        }
+    }
+    found.extend(current);
+    found
 }
 
 fn espeak(text: &str) -> anyhow::Result<Vec<f32>> {

@@ -100,10 +100,40 @@ pub enum LogFormat {
 #[derive(Debug, Clone)]
 pub struct WhisperConfig {
     pub model_dir: PathBuf,
-    /// Inference threads (0 = one per core).
+    /// Decode workers, each with its own model replica (0 = one per core).
+    pub workers: usize,
+    /// Intra-op threads of each worker (0 = the cores shared out among the workers).
     pub threads: usize,
     pub compute_type: String,
+    /// Live streams the engine admits; past it `open` refuses (`engine_unavailable`).
+    pub max_streams: usize,
+    /// Trailing silence that ends an utterance into a final.
+    pub endpoint: Duration,
+    /// Initial prompt given to the decoder (empty: none).
+    pub prompt: String,
 }
+
+/// The decoder prompt when `AUSCULT_WHISPER_PROMPT` is not set: a short
+/// clinical sentence that steers spelling and punctuation.
+pub const DEFAULT_WHISPER_PROMPT: &str = "";
+
+impl WhisperConfig {
+    /// The defaults, with the model in `model_dir`.
+    pub fn new(model_dir: PathBuf) -> Self {
+        WhisperConfig {
+            model_dir,
+            workers: 0,
+            threads: 0,
+            compute_type: "int8".into(),
+            max_streams: DEFAULT_WHISPER_MAX_STREAMS,
+            endpoint: Duration::from_millis(500),
+            prompt: DEFAULT_WHISPER_PROMPT.into(),
+        }
+    }
+}
+
+/// What `scripts/bench-asr.sh` shows a 2-core machine holds with tiny.en.
+pub const DEFAULT_WHISPER_MAX_STREAMS: usize = 8;
 
 /// Settings of the `riva` engine (NVIDIA Riva over gRPC).
 #[derive(Debug, Clone)]
@@ -356,8 +386,22 @@ impl Config {
                 model_dir: PathBuf::from(
                     get("whisper_model_dir").unwrap_or("models/whisper-tiny.en"),
                 ),
+                workers: parse(get("whisper_workers"), "AUSCULT_WHISPER_WORKERS", "0")?,
                 threads: parse(get("whisper_threads"), "AUSCULT_WHISPER_THREADS", "0")?,
                 compute_type: get("whisper_compute_type").unwrap_or("int8").to_owned(),
+                max_streams: positive(
+                    parse(
+                        get("whisper_max_streams"),
+                        "AUSCULT_WHISPER_MAX_STREAMS",
+                        &DEFAULT_WHISPER_MAX_STREAMS.to_string(),
+                    )?,
+                    "AUSCULT_WHISPER_MAX_STREAMS",
+                )?,
+                endpoint: Duration::from_millis(whisper_endpoint_ms(get("whisper_endpoint_ms"))?),
+                prompt: get("whisper_prompt")
+                    .unwrap_or(DEFAULT_WHISPER_PROMPT)
+                    .trim()
+                    .to_owned(),
             },
             transcribe,
             riva: RivaConfig {
@@ -412,6 +456,23 @@ impl Config {
     pub fn needs_accounts(&self) -> bool {
         self.api_tokens.is_empty() && !self.listen.ip().is_loopback()
     }
+}
+
+fn positive(value: usize, name: &'static str) -> Result<usize, ConfigError> {
+    if value == 0 {
+        return Err(invalid(name, "must be at least 1"));
+    }
+    Ok(value)
+}
+
+/// 100 ms to 5 s: shorter splits words at every breath, longer makes finals wait.
+fn whisper_endpoint_ms(value: Option<&str>) -> Result<u64, ConfigError> {
+    const NAME: &str = "AUSCULT_WHISPER_ENDPOINT_MS";
+    let ms: u64 = parse(value, NAME, "500")?;
+    if !(100..=5000).contains(&ms) {
+        return Err(invalid(NAME, format!("{ms}: expected 100 to 5000 ms")));
+    }
+    Ok(ms)
 }
 
 fn parse<T: std::str::FromStr>(

@@ -151,11 +151,21 @@ impl Config {
                 "AUSCULT_WHISPER_MODEL_DIR",
                 self.whisper.model_dir.display().to_string(),
             ),
+            ("AUSCULT_WHISPER_WORKERS", self.whisper.workers.to_string()),
             ("AUSCULT_WHISPER_THREADS", self.whisper.threads.to_string()),
             (
                 "AUSCULT_WHISPER_COMPUTE_TYPE",
                 self.whisper.compute_type.clone(),
             ),
+            (
+                "AUSCULT_WHISPER_MAX_STREAMS",
+                self.whisper.max_streams.to_string(),
+            ),
+            (
+                "AUSCULT_WHISPER_ENDPOINT_MS",
+                self.whisper.endpoint.as_millis().to_string(),
+            ),
+            ("AUSCULT_WHISPER_PROMPT", self.whisper.prompt.clone()),
             (
                 "AUSCULT_TRANSCRIBE_REGION",
                 t.region.clone().unwrap_or_default(),

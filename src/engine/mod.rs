@@ -8,7 +8,7 @@ mod loadtest;
 pub mod registry;
 pub mod riva;
 pub mod transcribe;
-#[cfg(feature = "whisper")]
+#[cfg(feature = "embedded-whisper")]
 pub mod whisper;
 
 pub use loadtest::LoadTestEngine;

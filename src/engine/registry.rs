@@ -123,7 +123,7 @@ async fn build_engine(name: &str, config: &Config) -> Result<Arc<dyn Engine>, Re
 
 /// Loads and warms the model on a blocking thread; the server awaits this
 /// before it opens the listener.
-#[cfg(feature = "whisper")]
+#[cfg(feature = "embedded-whisper")]
 async fn build_whisper(config: &Config) -> Result<Arc<dyn Engine>, RegistryError> {
     let settings = config.whisper.clone();
     let startup = |message: String| RegistryError::Startup {
@@ -138,7 +138,7 @@ async fn build_whisper(config: &Config) -> Result<Arc<dyn Engine>, RegistryError
     Ok(Arc::new(engine))
 }
 
-#[cfg(not(feature = "whisper"))]
+#[cfg(not(feature = "embedded-whisper"))]
 async fn build_whisper(_config: &Config) -> Result<Arc<dyn Engine>, RegistryError> {
     Err(RegistryError::NotBuilt {
         name: "whisper".to_owned(),

@@ -36,6 +36,10 @@ pub enum ErrorCode {
     EngineRetrying,
     EngineFailed,
     StorageFailed,
+    /// The engine did not transcribe all of the session's audio (it failed
+    /// or was still behind when the session closed); the audio is stored
+    /// whole and the manifest says `transcript_incomplete`.
+    TranscriptIncomplete,
     ServerShutdown,
     Internal,
 }
@@ -65,6 +69,7 @@ impl ErrorCode {
             ErrorCode::EngineRetrying => "engine_retrying",
             ErrorCode::EngineFailed => "engine_failed",
             ErrorCode::StorageFailed => "storage_failed",
+            ErrorCode::TranscriptIncomplete => "transcript_incomplete",
             ErrorCode::ServerShutdown => "server_shutdown",
             ErrorCode::Internal => "internal",
         }

@@ -77,6 +77,8 @@ pub(super) struct Actor {
     last_audio: Instant,
     last_lag_sample: Instant,
     engine_done: bool,
+    /// The engine said it finished, after decoding everything it was given.
+    engine_finished: bool,
 }
 
 /// What woke the event loop.
@@ -219,6 +221,7 @@ impl Actor {
             last_audio: now,
             last_lag_sample: now,
             engine_done: false,
+            engine_finished: false,
             spool,
             meta,
             shared,
@@ -655,6 +658,29 @@ impl Actor {
         self.close_open_partials().await;
     }
 
+    /// Whether the transcript may miss words: the engine was given audio and
+    /// did not finish it (it failed, or was still behind at the deadline).
+    /// Said to the client before `stored`, and marked in the manifest.
+    pub(super) async fn check_transcript(&mut self) -> bool {
+        let incomplete = self.handed > 0 && !self.engine_finished;
+        if incomplete {
+            let undecoded = self.handed.saturating_sub(self.engine.consumed.samples());
+            tracing::warn!(
+                event = "transcript_incomplete",
+                session_id = %self.meta.session_id,
+                engine = %self.meta.engine,
+                undecoded_secs = undecoded as f64 / f64::from(self.meta.engine_rate.max(1)),
+            );
+            self.send_error(
+                ErrorCode::TranscriptIncomplete,
+                "the engine could not transcribe all of the audio; the audio is stored whole",
+                false,
+            )
+            .await;
+        }
+        incomplete
+    }
+
     async fn flush_engine(&mut self, deadline: tokio::time::Instant) {
         let mut tail = Vec::new();
         self.resampler.finish(&mut tail);
@@ -690,9 +716,11 @@ impl Actor {
                 })) => {
                     self.entities.insert(result_id, entities);
                 }
-                Ok(Some(EngineEvent::Finished))
-                | Ok(Some(EngineEvent::Failed { .. }))
-                | Ok(None) => self.engine_done = true,
+                Ok(Some(EngineEvent::Finished)) => {
+                    self.engine_done = true;
+                    self.engine_finished = true;
+                }
+                Ok(Some(EngineEvent::Failed { .. })) | Ok(None) => self.engine_done = true,
                 Err(_) => {
                     tracing::warn!(event = "engine_flush_timeout", session_id = %self.meta.session_id, engine = %self.meta.engine);
                     self.engine_done = true;

@@ -18,6 +18,7 @@ pub(super) async fn close(mut actor: Actor, reason: CloseReason) {
     let shared = std::sync::Arc::clone(actor.shared());
     let deadline = tokio::time::Instant::now() + shared.settings.engine_flush_timeout;
     actor.drain_engine(deadline).await;
+    let transcript_incomplete = actor.check_transcript().await;
     if let Some(live) = shared.live.unregister(&actor.meta.session_id) {
         super::chunks::close(&live).await;
     }
@@ -33,6 +34,7 @@ pub(super) async fn close(mut actor: Actor, reason: CloseReason) {
         close_reason: reason.as_str(),
         ended_at_ms,
         finals: &actor.finals,
+        transcript_incomplete,
     };
     let bytes = actor.spool.data_len();
     let result = store_with_retry(&shared.stores, &spool, &ending, STORE_ATTEMPTS).await;

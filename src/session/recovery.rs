@@ -156,6 +156,8 @@ pub(super) async fn recover_one(stores: &Stores, spool: &SpoolOnDisk) -> Outcome
                 close_reason: &marker.close_reason,
                 ended_at_ms: marker.ended_at_ms,
                 finals: &finals,
+                // The close reason (`recovered`) already says the engine was cut off.
+                transcript_incomplete: false,
             };
             match store_with_retry(stores, spool, &ending, 3).await {
                 Ok(stored) => Some(stored),

@@ -23,6 +23,8 @@ pub struct Ending<'a> {
     pub close_reason: &'a str,
     pub ended_at_ms: i64,
     pub finals: &'a [FinalSegment],
+    /// The engine did not transcribe all of the audio (see `transcript_incomplete`).
+    pub transcript_incomplete: bool,
 }
 
 /// Stores the session, retrying transient failures a few times with backoff and jitter.
@@ -119,6 +121,9 @@ pub async fn store(
     if let Some(redacted) = redacted_text {
         transcript["redacted_text"] = json!(redacted);
     }
+    if ending.transcript_incomplete {
+        transcript["transcript_incomplete"] = json!(true);
+    }
     objects
         .put_bytes(
             &keys.transcript(),
@@ -146,6 +151,7 @@ pub async fn store(
         "ended_at_ms": ending.ended_at_ms,
         "stored_at_ms": wall_clock_ms(),
         "final_segments": ending.finals.len(),
+        "transcript_incomplete": ending.transcript_incomplete,
         "keys": { "audio": keys.audio(), "transcript": keys.transcript() },
     });
     objects

@@ -17,7 +17,7 @@ pub mod moto;
 pub mod postgres;
 pub mod process;
 pub mod proxy;
-#[cfg(feature = "whisper")]
+#[cfg(feature = "embedded-whisper")]
 pub mod speech;
 pub mod stored;
 

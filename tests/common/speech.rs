@@ -40,16 +40,22 @@ pub fn shared_whisper() -> SharedEngine {
     static ENGINE: OnceLock<SharedEngine> = OnceLock::new();
     ENGINE
         .get_or_init(|| {
-            let config = WhisperConfig {
-                model_dir: whisper_model_dir(),
-                threads: 0,
-                compute_type: "int8".into(),
-            };
+            let config = WhisperConfig::new(whisper_model_dir());
             let engine = tokio::task::block_in_place(|| WhisperEngine::load(&config))
                 .expect("the Whisper model loads");
             Arc::new(engine)
         })
         .clone()
+}
+
+/// A Whisper engine of its own that admits `max_streams` live streams, for
+/// the tests of admission and overload (the shared one admits the default).
+pub fn whisper_admitting(max_streams: usize) -> SharedEngine {
+    let mut config = WhisperConfig::new(whisper_model_dir());
+    config.max_streams = max_streams;
+    let engine = tokio::task::block_in_place(|| WhisperEngine::load(&config))
+        .expect("the Whisper model loads");
+    Arc::new(engine)
 }
 
 /// `text` spoken by espeak-ng as mono s16le at `rate`, with `pad_before` and

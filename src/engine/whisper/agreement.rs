@@ -12,6 +12,8 @@ pub struct TimedWord {
     pub text: String,
     pub start: f64,
     pub end: f64,
+    /// The model put a timestamp right after this word.
+    pub ends_segment: bool,
 }
 
 /// Slack when comparing a new word's start with the last committed end.
@@ -52,6 +54,25 @@ impl Agreement {
 
     pub fn tentative(&self) -> &[TimedWord] {
         &self.tentative
+    }
+
+    /// Ends the current result with `words`, a decode of all of its audio
+    /// since the last cut: it replaces what was committed or tentative.
+    pub fn finish_with(&mut self, words: Vec<TimedWord>) -> Vec<TimedWord> {
+        self.committed.clear();
+        self.tentative.clear();
+        if let Some(last) = words.last() {
+            self.last_committed_end = self.last_committed_end.max(last.end);
+        }
+        words
+    }
+
+    /// Hands over the first `n` committed words (a window is cut after them);
+    /// the rest stay committed.
+    pub fn take_committed(&mut self, n: usize) -> Vec<TimedWord> {
+        let n = n.min(self.committed.len());
+        let rest = self.committed.split_off(n);
+        std::mem::replace(&mut self.committed, rest)
     }
 
     /// Ends the current result: hands over the committed words, plus the
@@ -115,6 +136,7 @@ mod tests {
                 text: w.into(),
                 start: from + i as f64 * 0.5,
                 end: from + i as f64 * 0.5 + 0.4,
+                ends_segment: false,
             })
             .collect()
     }

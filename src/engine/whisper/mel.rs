@@ -40,21 +40,30 @@ impl LogMel {
         }
     }
 
+    #[cfg(test)]
     /// Features of up to 30 s of audio, zero-padded to 30 s, as a row-major
     /// `N_MELS × N_FRAMES` matrix. Longer input is truncated.
     pub fn features(&self, audio: &[f32]) -> Vec<f32> {
-        let audio = &audio[..audio.len().min(N_SAMPLES)];
+        self.features_for(audio, N_FRAMES)
+    }
+
+    /// Features of the audio zero-padded (or truncated) to `frames` frames
+    /// (at most 30 s), as a row-major `N_MELS × frames` matrix: the encoder
+    /// takes windows shorter than 30 s, and costs less the shorter they are.
+    pub fn features_for(&self, audio: &[f32], frames: usize) -> Vec<f32> {
+        let frames = frames.clamp(1, N_FRAMES);
+        let audio = &audio[..audio.len().min(frames * HOP)];
         // Frames past the audio (plus half a window) see only zero padding,
         // whose power is exactly zero: skip their FFTs.
-        let live_frames = ((audio.len() + N_FFT / 2) / HOP + 1).min(N_FRAMES);
-        let mut power = vec![0.0f32; N_MELS * N_FRAMES];
+        let live_frames = ((audio.len() + N_FFT / 2) / HOP + 1).min(frames);
+        let mut power = vec![0.0f32; N_MELS * frames];
         let mut frame = self.fft.make_input_vec();
         let mut spectrum = self.fft.make_output_vec();
         let mut scratch = self.fft.make_scratch_vec();
         let mut bins = [0.0f32; N_BINS];
         for t in 0..live_frames {
             for (n, slot) in frame.iter_mut().enumerate() {
-                *slot = sample_centered(audio, t * HOP + n) * self.window[n];
+                *slot = sample_centered(audio, frames * HOP, t * HOP + n) * self.window[n];
             }
             self.fft
                 .process_with_scratch(&mut frame, &mut spectrum, &mut scratch)
@@ -63,7 +72,7 @@ impl LogMel {
                 *bin = c.norm_sqr();
             }
             for (m, weights) in self.filters.chunks_exact(N_BINS).enumerate() {
-                power[m * N_FRAMES + t] = weights.iter().zip(&bins).map(|(w, p)| w * p).sum();
+                power[m * frames + t] = weights.iter().zip(&bins).map(|(w, p)| w * p).sum();
             }
         }
         let mut log: Vec<f32> = power.into_iter().map(|p| p.max(1e-10).log10()).collect();
@@ -81,11 +90,10 @@ impl Default for LogMel {
     }
 }
 
-/// Sample `i` of the audio padded to 30 s and then reflect-padded by
-/// `N_FFT / 2` on both sides (torch.stft with `center=True`).
-fn sample_centered(audio: &[f32], i: usize) -> f32 {
+/// Sample `i` of the audio zero-padded to `len` samples and then
+/// reflect-padded by `N_FFT / 2` on both sides (torch.stft with `center=True`).
+fn sample_centered(audio: &[f32], len: usize, i: usize) -> f32 {
     let pad = N_FFT / 2;
-    let len = N_SAMPLES;
     let j = if i < pad {
         pad - i
     } else if i - pad >= len {
@@ -198,6 +206,23 @@ mod tests {
         let features = LogMel::new().features(&vec![0.0; SAMPLE_RATE as usize]);
         // All-zero power: log10(1e-10) = -10 everywhere, so (x + 4) / 4 = -1.5.
         assert!(features.iter().all(|&x| (x + 1.5).abs() < 1e-6));
+    }
+
+    #[test]
+    fn a_short_window_matches_the_start_of_the_full_one() {
+        let mel = LogMel::new();
+        let audio = sine(440.0, 2.0, 0.5);
+        let full = mel.features(&audio);
+        let frames = 300;
+        let short = mel.features_for(&audio, frames);
+        assert_eq!(short.len(), N_MELS * frames);
+        // Away from the end (where the reflection differs) the frames agree.
+        for m in 0..N_MELS {
+            for t in 0..frames - 2 {
+                let (a, b) = (short[m * frames + t], full[m * N_FRAMES + t]);
+                assert!((a - b).abs() < 1e-4, "band {m} frame {t}: {a} vs {b}");
+            }
+        }
     }
 
     #[test]

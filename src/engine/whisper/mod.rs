@@ -1,9 +1,11 @@
-//! `whisper`: the embedded Whisper tiny.en engine (CTranslate2 via `ct2rs`),
-//! the default engine.
+//! `whisper`: the embedded Whisper engine (CTranslate2 via `ct2rs`), the
+//! default engine.
 //!
-//! One model serves every session. Each stream's audio is appended to an
-//! inbox by a light async task; a dedicated scheduler thread gates it with a
-//! VAD, re-decodes growing windows in batches and commits agreed words.
+//! Each stream's audio is appended to an inbox by a light async task; decode
+//! workers (one model replica each) gate it with a VAD, re-decode growing
+//! windows at their own length in batches and commit agreed words. The
+//! engine admits `max_streams` streams; past that `open` refuses, so the
+//! sessions it has stay in time instead of all falling behind together.
 
 mod agreement;
 mod mel;
@@ -13,10 +15,9 @@ mod stream;
 mod tokenizer;
 mod vad;
 
-use std::sync::atomic::AtomicU64;
-use std::sync::mpsc::Sender;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use tokio::sync::mpsc;
@@ -28,53 +29,87 @@ use super::{
     StreamParams,
 };
 use crate::config::WhisperConfig;
-use model::WhisperModel;
-use scheduler::Health;
-use stream::{Inbox, StreamState};
+use model::{Decoder, Request, WhisperModel};
+use scheduler::Shared;
+use stream::{Inbox, Reporting, Slot, StreamState};
 
 pub const NAME: &str = "whisper";
 
 pub struct WhisperEngine {
-    registrations: Sender<StreamState>,
-    health: Arc<Mutex<Health>>,
+    shared: Arc<Shared>,
+    admitted: Arc<AtomicUsize>,
+    max_streams: usize,
+    endpoint: Duration,
+    next_id: AtomicU64,
     description: String,
 }
 
 impl WhisperEngine {
-    /// Loads and warms up the model, then starts the scheduler thread.
-    /// Blocking (about a second): call it from a blocking context.
+    /// Loads and warms up one model replica per decode worker, then starts
+    /// the workers. Blocking (about a second): call it from a blocking context.
     pub fn load(config: &WhisperConfig) -> Result<Self, ModelError> {
-        let started = Instant::now();
-        let model = WhisperModel::load(&config.model_dir, config.threads, &config.compute_type)?;
-        let loaded = started.elapsed();
-        // Warm-up: the first decode allocates and tunes; pay for it before serving.
-        model.decode(&[&vec![0.0; mel::SAMPLE_RATE as usize]])?;
-        tracing::info!(
-            model_dir = %config.model_dir.display(),
-            compute_type = %config.compute_type,
-            threads = config.threads,
-            load_secs = loaded.as_secs_f64(),
-            warmup_secs = (started.elapsed() - loaded).as_secs_f64(),
-            "whisper model loaded"
-        );
-        let (tx, rx) = std::sync::mpsc::channel();
-        let health = Arc::new(Mutex::new(Health::default()));
-        let thread_health = health.clone();
-        std::thread::Builder::new()
-            .name("whisper-scheduler".into())
-            .spawn(move || scheduler::run(model, rx, thread_health))
-            .map_err(|e| ModelError::Decode(format!("cannot start the scheduler thread: {e}")))?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let workers = if config.workers == 0 {
+            cores
+        } else {
+            config.workers
+        };
+        let threads = if config.threads == 0 {
+            (cores / workers).max(1)
+        } else {
+            config.threads
+        };
+        let shared = Shared::new(workers);
+        for worker in 0..workers {
+            let started = Instant::now();
+            let mut model = WhisperModel::load(
+                &config.model_dir,
+                threads,
+                &config.compute_type,
+                &config.prompt,
+            )?;
+            let loaded = started.elapsed();
+            // Warm-up: the first decode allocates and tunes; pay for it before serving.
+            let warm = vec![0.0; mel::SAMPLE_RATE as usize];
+            model.decode(&[Request {
+                audio: &warm,
+                full: false,
+            }])?;
+            tracing::info!(
+                worker,
+                model_dir = %config.model_dir.display(),
+                compute_type = %config.compute_type,
+                threads,
+                load_secs = loaded.as_secs_f64(),
+                warmup_secs = (started.elapsed() - loaded).as_secs_f64(),
+                "whisper model loaded"
+            );
+            let pool = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name(format!("whisper-{worker}"))
+                .spawn(move || scheduler::run(model, pool))
+                .map_err(|e| ModelError::Decode(format!("cannot start a decode worker: {e}")))?;
+        }
         let description = format!(
-            "whisper tiny.en loaded from {} ({}, {} threads)",
+            "whisper from {} ({}, {workers} workers × {threads} threads, up to {} streams)",
             config.model_dir.display(),
             config.compute_type,
-            config.threads
+            config.max_streams,
         );
         Ok(WhisperEngine {
-            registrations: tx,
-            health,
+            shared,
+            admitted: Arc::new(AtomicUsize::new(0)),
+            max_streams: config.max_streams,
+            endpoint: config.endpoint,
+            next_id: AtomicU64::new(1),
             description,
         })
+    }
+}
+
+impl Drop for WhisperEngine {
+    fn drop(&mut self) {
+        self.shared.close();
     }
 }
 
@@ -95,20 +130,38 @@ impl Engine for WhisperEngine {
                 mel::SAMPLE_RATE
             )));
         }
+        let Some(slot) = Slot::claim(&self.admitted, self.max_streams) else {
+            metrics::counter!("auscult_whisper_refused_total").increment(1);
+            return Err(EngineError::Unavailable(format!(
+                "whisper is at capacity ({} live streams, AUSCULT_WHISPER_MAX_STREAMS)",
+                self.max_streams
+            )));
+        };
         let (audio_tx, audio_rx) = mpsc::channel(STREAM_CHANNEL_DEPTH);
         let (events_tx, events_rx) = mpsc::channel(STREAM_CHANNEL_DEPTH);
         let lag_ms = Arc::new(AtomicU64::new(0));
         let inbox = Arc::new(Mutex::new(Inbox::default()));
         let consumed = Arc::new(Consumed::default());
         let state = StreamState::new(
-            params.session_id.clone(),
+            (
+                self.next_id.fetch_add(1, Ordering::Relaxed),
+                params.session_id.clone(),
+            ),
             inbox.clone(),
-            events_tx,
-            (lag_ms.clone(), Arc::clone(&consumed)),
+            Reporting {
+                events: events_tx,
+                lag_ms: lag_ms.clone(),
+                consumed: Arc::clone(&consumed),
+            },
+            slot,
+            self.endpoint,
         );
-        self.registrations
-            .send(state)
-            .map_err(|_| EngineError::Unavailable("the whisper scheduler has stopped".into()))?;
+        if self.shared.health.lock().expect("health lock").stopped {
+            return Err(EngineError::Unavailable(
+                "the whisper decode workers have stopped".into(),
+            ));
+        }
+        self.shared.register(state);
         tracing::debug!(session_id = %params.session_id, "whisper stream opened");
         tokio::spawn(drain(audio_rx, inbox));
         Ok(EngineStream {
@@ -120,13 +173,17 @@ impl Engine for WhisperEngine {
     }
 
     async fn readiness(&self) -> Readiness {
-        let health = self.health.lock().expect("health lock");
+        let health = self.shared.health.lock().expect("health lock");
         if health.stopped {
-            Readiness::not_ready("the whisper scheduler has stopped")
+            Readiness::not_ready("the whisper decode workers have stopped")
         } else if let Some(error) = &health.last_error {
             Readiness::not_ready(format!("last whisper decode failed: {error}"))
         } else {
-            Readiness::ready(self.description.clone())
+            Readiness::ready(format!(
+                "{}; {} live",
+                self.description,
+                self.admitted.load(Ordering::Relaxed)
+            ))
         }
     }
 }

@@ -1,25 +1,27 @@
-//! The decode scheduler: one dedicated thread that owns the model and every
-//! open stream, and batches the windows that are due into one `generate` call.
+//! The decode pool: every open stream, and the worker threads that decode
+//! their due windows in batches, each worker with its own model replica.
 //!
-//! Fairness: urgent windows (an utterance ended, a window must be trimmed)
-//! go first, then the streams that waited longest since their last decode,
-//! up to a batch limit. Under load each round simply takes longer, so every
-//! stream decodes less often (with more new audio each time) instead of
-//! failing, and the lag shows in its `lag_ms`.
+//! Partials come from windows encoded at their own length; the final of an
+//! ended utterance, which is what gets stored, from the full 30 s window the
+//! model was trained on (short windows of short utterances cost accuracy).
+//!
+//! Fairness: urgent windows (an utterance ended, a window must be cut) go
+//! first, then the streams that waited longest since their last decode. The
+//! due streams are shared out among the idle workers. Under load each round
+//! takes longer, so every stream decodes less often (with more new audio
+//! each time) instead of failing, and the lag shows in its `lag_ms`; the
+//! engine admits only as many streams as it can hold in time.
 
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::model::WhisperModel;
-use super::stream::StreamState;
+use super::model::{Decoder, Hypothesis, ModelError, Request};
+use super::stream::{Due, StreamState};
 
-/// Windows decoded together at most. Each costs one 30 s encoder pass (about
-/// 1 s of CPU on 2 cores, int8), so a bigger batch saves little and makes
-/// every round, and the wait for an utterance's final, longer.
-const MAX_BATCH: usize = 4;
-/// How often the scheduler looks for new audio when nothing is due.
-const TICK: Duration = Duration::from_millis(50);
+/// Windows one worker decodes together at most.
+const MAX_BATCH: usize = 8;
+/// How often a worker looks for new audio when nothing is due.
+const TICK: Duration = Duration::from_millis(20);
 
 /// The scheduler's health, read by `readiness`.
 #[derive(Debug, Default)]
@@ -28,156 +30,207 @@ pub struct Health {
     pub stopped: bool,
 }
 
-/// Runs until every registration sender is dropped and all streams are done.
-pub fn run(model: WhisperModel, registrations: Receiver<StreamState>, health: Arc<Mutex<Health>>) {
-    let mut streams: Vec<StreamState> = Vec::new();
-    let mut open = true;
+#[derive(Default)]
+pub struct Pool {
+    streams: Vec<StreamState>,
+    /// False once the engine is dropped: workers leave when the streams are done.
+    pub open: bool,
+    workers: usize,
+    busy: usize,
+}
+
+/// What the workers share.
+pub struct Shared {
+    pub pool: Mutex<Pool>,
+    pub wake: Condvar,
+    pub health: Mutex<Health>,
+}
+
+impl Shared {
+    pub fn new(workers: usize) -> Arc<Self> {
+        Arc::new(Shared {
+            pool: Mutex::new(Pool {
+                open: true,
+                workers,
+                ..Pool::default()
+            }),
+            wake: Condvar::new(),
+            health: Mutex::new(Health::default()),
+        })
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, Pool> {
+        self.pool.lock().expect("decode pool lock")
+    }
+
+    pub fn register(&self, stream: StreamState) {
+        self.lock().streams.push(stream);
+        self.wake.notify_one();
+    }
+
+    /// Lets the workers leave once every stream is done.
+    pub fn close(&self) {
+        self.lock().open = false;
+        self.wake.notify_all();
+    }
+}
+
+/// One window taken for decoding.
+struct Job {
+    stream: u64,
+    audio: Vec<f32>,
+    /// Decoded padded to 30 s: an ended utterance, whose final is stored.
+    full: bool,
+}
+
+/// A decode worker: runs until the pool is closed and empty.
+pub fn run(mut decoder: impl Decoder, shared: Arc<Shared>) {
     loop {
-        for stream in streams.iter_mut() {
+        let jobs = {
+            let mut pool = shared.lock();
+            loop {
+                pool.tick();
+                if !pool.open && pool.streams.is_empty() {
+                    pool.workers -= 1;
+                    if pool.workers == 0 {
+                        shared.health.lock().expect("health lock").stopped = true;
+                    }
+                    shared.wake.notify_all();
+                    return;
+                }
+                let jobs = pool.take_batch();
+                if !jobs.is_empty() {
+                    pool.busy += 1;
+                    break jobs;
+                }
+                pool = shared
+                    .wake
+                    .wait_timeout(pool, TICK)
+                    .expect("decode pool lock")
+                    .0;
+            }
+        };
+        let outcome = decode_guarded(&mut decoder, &jobs);
+        let mut pool = shared.lock();
+        pool.busy -= 1;
+        match outcome {
+            Ok(hypotheses) => {
+                shared.health.lock().expect("health lock").last_error = None;
+                for (job, hypothesis) in jobs.iter().zip(&hypotheses) {
+                    if let Some(stream) = pool.find(job.stream) {
+                        stream.apply(hypothesis, job.audio.len());
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = %err, batch = jobs.len(), "whisper decode failed");
+                shared.health.lock().expect("health lock").last_error = Some(err.to_string());
+                for job in &jobs {
+                    if let Some(stream) = pool.find(job.stream) {
+                        stream.fail("speech recognition failed");
+                    }
+                }
+            }
+        }
+        pool.tick();
+        drop(pool);
+        // Another stream may have become due while this batch ran.
+        shared.wake.notify_one();
+    }
+}
+
+/// Decodes the batch; a window whose short pass looped is decoded again the
+/// robust way, padded to 30 s, and that result is kept.
+fn decode_guarded(decoder: &mut impl Decoder, jobs: &[Job]) -> Result<Vec<Hypothesis>, ModelError> {
+    let requests: Vec<Request<'_>> = jobs
+        .iter()
+        .map(|j| Request {
+            audio: &j.audio,
+            full: j.full,
+        })
+        .collect();
+    let mut hypotheses = decoder.decode(&requests)?;
+    let looped: Vec<usize> = (0..hypotheses.len())
+        .filter(|&i| !jobs[i].full && hypotheses[i].repeats())
+        .collect();
+    if looped.is_empty() {
+        return Ok(hypotheses);
+    }
+    metrics::counter!("auscult_whisper_fallback_decodes_total").increment(looped.len() as u64);
+    tracing::debug!(
+        windows = looped.len(),
+        "whisper pass repeated itself; decoding again padded to 30 s"
+    );
+    let again: Vec<Request<'_>> = looped
+        .iter()
+        .map(|&i| Request {
+            audio: &jobs[i].audio,
+            full: true,
+        })
+        .collect();
+    for (i, hypothesis) in looped.into_iter().zip(decoder.decode(&again)?) {
+        hypotheses[i] = hypothesis;
+    }
+    Ok(hypotheses)
+}
+
+impl Pool {
+    fn find(&mut self, id: u64) -> Option<&mut StreamState> {
+        self.streams.iter_mut().find(|s| s.id == id)
+    }
+
+    /// Moves new audio in, sends what is ready, forgets finished streams.
+    fn tick(&mut self) {
+        for stream in self.streams.iter_mut() {
             stream.ingest();
-        }
-        let batch = pick_batch(&streams);
-        if !batch.is_empty() {
-            decode_batch(&model, &mut streams, &batch, &health);
-        }
-        for stream in streams.iter_mut() {
             stream.deliver();
         }
-        streams.retain(|s| {
+        self.streams.retain(|s| {
             if s.is_done() {
                 tracing::debug!(session_id = %s.session_id, "whisper stream closed");
             }
             !s.is_done()
         });
-        let max_lag = streams
+        let max_lag = self
+            .streams
             .iter()
             .map(StreamState::lag_secs)
             .fold(0.0, f64::max);
         metrics::gauge!("auscult_whisper_lag_seconds").set(max_lag);
-        metrics::gauge!("auscult_whisper_streams").set(streams.len() as f64);
-        if !open && streams.is_empty() {
-            break;
-        }
-        // Wait for a new stream only when nothing is due right away.
-        let wait = if batch.is_empty() {
-            TICK
-        } else {
-            Duration::ZERO
-        };
-        match registrations.recv_timeout(wait) {
-            Ok(stream) => streams.push(stream),
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => open = false,
-        }
-        while let Ok(stream) = registrations.try_recv() {
-            streams.push(stream);
-        }
+        metrics::gauge!("auscult_whisper_streams").set(self.streams.len() as f64);
     }
-    health.lock().expect("health lock").stopped = true;
+
+    /// Takes this worker's share of the due windows: urgent first, then the
+    /// longest waiting, split evenly among the workers not decoding now.
+    fn take_batch(&mut self) -> Vec<Job> {
+        let picked = pick(&self.streams, self.workers.saturating_sub(self.busy).max(1));
+        picked
+            .into_iter()
+            .map(|i| {
+                let stream = &mut self.streams[i];
+                stream.in_flight = true;
+                Job {
+                    stream: stream.id,
+                    audio: stream.window().to_vec(),
+                    full: stream.wants_full(),
+                }
+            })
+            .collect()
+    }
 }
 
-/// Indices of the streams to decode this round: urgent first, then oldest.
-fn pick_batch(streams: &[StreamState]) -> Vec<usize> {
-    let mut due: Vec<(super::stream::Due, Instant, usize)> = streams
+/// Indices of the streams one of `idle` workers should decode now.
+fn pick(streams: &[StreamState], idle: usize) -> Vec<usize> {
+    let mut due: Vec<(Due, Instant, usize)> = streams
         .iter()
         .enumerate()
         .filter_map(|(i, s)| s.due().map(|d| (d, s.last_decode, i)))
         .collect();
     due.sort();
-    due.into_iter().take(MAX_BATCH).map(|(_, _, i)| i).collect()
-}
-
-fn decode_batch(
-    model: &WhisperModel,
-    streams: &mut [StreamState],
-    batch: &[usize],
-    health: &Mutex<Health>,
-) {
-    let windows: Vec<&[f32]> = batch.iter().map(|&i| streams[i].window()).collect();
-    let lens: Vec<usize> = windows.iter().map(|w| w.len()).collect();
-    match model.decode(&windows) {
-        Ok(hypotheses) => {
-            health.lock().expect("health lock").last_error = None;
-            for ((&i, hypothesis), len) in batch.iter().zip(&hypotheses).zip(lens) {
-                streams[i].apply(hypothesis, len);
-            }
-        }
-        Err(err) => {
-            tracing::error!(error = %err, batch = batch.len(), "whisper decode failed");
-            health.lock().expect("health lock").last_error = Some(err.to_string());
-            for &i in batch {
-                streams[i].fail("speech recognition failed");
-            }
-        }
-    }
+    let share = due.len().div_ceil(idle).clamp(1, MAX_BATCH);
+    due.into_iter().take(share).map(|(_, _, i)| i).collect()
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::atomic::AtomicU64;
-    use std::time::Duration;
-
-    use tokio::sync::mpsc;
-
-    use super::*;
-    use crate::engine::whisper::stream::Inbox;
-
-    /// A stream that has heard a short pause and then `secs` of loud tone
-    /// (speech to the VAD), `finish`ed or not, and last decoded `ago` before now.
-    fn stream_with_speech(secs: f32, finish: bool, ago: Duration) -> StreamState {
-        let tone = (0..(secs * 16_000.0) as usize).map(|i| 0.3 * (i as f32 * 0.07).sin());
-        let inbox = Arc::new(Mutex::new(Inbox::default()));
-        {
-            let mut inbox = inbox.lock().unwrap();
-            inbox.audio.extend(vec![0.0; 4_800]);
-            inbox.audio.extend(tone);
-            inbox.finished = finish;
-        }
-        let (tx, _rx) = mpsc::channel(4);
-        let mut stream = StreamState::new(
-            "s".into(),
-            inbox,
-            tx,
-            (Arc::new(AtomicU64::new(0)), Arc::default()),
-        );
-        stream.ingest();
-        stream.last_decode = Instant::now() - ago;
-        stream
-    }
-
-    #[test]
-    fn urgent_windows_go_first_then_the_longest_waiting() {
-        let streams = vec![
-            stream_with_speech(2.0, false, Duration::from_secs(1)),
-            stream_with_speech(2.0, false, Duration::from_secs(5)),
-            stream_with_speech(0.5, false, Duration::from_secs(9)),
-            stream_with_speech(2.0, true, Duration::ZERO),
-            stream_with_speech(2.0, false, Duration::from_secs(3)),
-        ];
-        // Stream 2 has too little new speech to be due; 3 finished (urgent).
-        assert_eq!(pick_batch(&streams), vec![3, 1, 4, 0]);
-    }
-
-    #[test]
-    fn a_batch_never_exceeds_the_limit() {
-        let streams: Vec<StreamState> = (0..10)
-            .map(|i| stream_with_speech(2.0, false, Duration::from_secs(i)))
-            .collect();
-        assert_eq!(pick_batch(&streams), vec![9, 8, 7, 6]);
-    }
-
-    #[test]
-    fn silent_streams_are_never_decoded() {
-        let inbox = Arc::new(Mutex::new(Inbox::default()));
-        inbox.lock().unwrap().audio.extend(vec![0.0; 16_000 * 5]);
-        let (tx, _rx) = mpsc::channel(4);
-        let mut stream = StreamState::new(
-            "s".into(),
-            inbox,
-            tx,
-            (Arc::new(AtomicU64::new(0)), Arc::default()),
-        );
-        stream.ingest();
-        assert!(pick_batch(&[stream]).is_empty());
-    }
-}
+#[path = "scheduler_tests.rs"]
+mod tests;

@@ -1,27 +1,52 @@
-//! One session's streaming state on the scheduler thread: VAD-gated audio
-//! window, decode schedule, agreement, and the transcript events it yields.
+//! One session's streaming state in the decode pool: VAD-gated audio window,
+//! decode schedule, agreement, and the transcript events it yields.
+//!
+//! Nothing heard is dropped unheard: audio leaves the window only when a
+//! decode has covered it, and never past the last word a final took unless
+//! the model found no words in the rest. An engine that is behind is late.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
 use super::agreement::{Agreement, TimedWord};
 use super::mel::{N_SAMPLES, SAMPLE_RATE};
-use super::model::Hypothesis;
+use super::model::{Hypothesis, SHORT_PAD};
 use super::vad::{FRAME, Vad, VadEvent};
 use crate::engine::{Consumed, EngineEvent, TranscriptResult};
 use crate::protocol::Word;
 
 const RATE: usize = SAMPLE_RATE as usize;
+/// Speech (with the preroll) before the first decode of an utterance.
+const FIRST_DECODE: usize = RATE * 8 / 10;
 /// New speech that makes a window due for another decode.
-const DECODE_STEP: usize = RATE;
-/// Audio kept from before the VAD onset so the first word is not clipped.
-const PREROLL: usize = RATE * 3 / 10;
-/// Past this a window is finalised and trimmed at its last committed word.
-const TRIM_AT: usize = RATE * 24;
+const DECODE_STEP: usize = RATE / 2;
+/// Audio kept from before the VAD onset: the VAD starts late on soft onsets
+/// ("her" began 0.35 s before it fired), and the decoder needs some quiet
+/// before the first word (with 0.15 s it misheard whole sentences that it
+/// got right with 0.5 s).
+const PREROLL: usize = RATE;
+/// How early speech may begin before the VAD fires on it.
+const ONSET_SLACK: usize = RATE * 4 / 10;
+/// Past this a window is cut after its last committed segment, with a final
+/// for the words before the cut: later passes decode only what is new.
+const SOFT_TRIM: usize = RATE * 8;
+/// Past this a window is cut after its last committed word even inside a
+/// segment, and the decode is urgent.
+const HARD_TRIM: usize = RATE * 20;
+/// The longest window: with its padding it fills the encoder's 30 s.
+const FULL: usize = N_SAMPLES - SHORT_PAD;
+/// Audio left after an ended utterance's last word beyond this (the endpoint
+/// pause plus slack for word times) is decoded again on its own before it is
+/// let go: the pass may have stopped short of it.
+const TAIL_SLACK: usize = RATE;
+
+/// A tail cut must move the window on by at least this, so that a pass that
+/// keeps finding a word at its very start cannot hold the stream in place.
+const MIN_CUT: usize = RATE / 4;
 
 /// What the session's audio task hands over: appended, never blocked on.
 #[derive(Debug, Default)]
@@ -32,6 +57,28 @@ pub struct Inbox {
     pub closed: bool,
 }
 
+/// A place among the engine's admitted streams, given back when dropped.
+#[derive(Debug)]
+pub struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    /// Takes a place if fewer than `max` are taken.
+    pub fn claim(taken: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
+        taken
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Slot(Arc::clone(taken)))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Why a stream wants the model now; urgent ones are served first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Due {
@@ -39,14 +86,21 @@ pub enum Due {
     Normal,
 }
 
+/// The handles a stream reports through, shared with the session's side.
+pub struct Reporting {
+    pub events: mpsc::Sender<EngineEvent>,
+    pub lag_ms: Arc<AtomicU64>,
+    /// Audio decoded or judged silent, for the session's buffer limit.
+    pub consumed: Arc<Consumed>,
+}
+
 pub struct StreamState {
+    pub id: u64,
     pub session_id: String,
     inbox: Arc<Mutex<Inbox>>,
-    events: mpsc::Sender<EngineEvent>,
+    report: Reporting,
     outbox: VecDeque<EngineEvent>,
-    lag_ms: Arc<AtomicU64>,
-    /// Audio decoded or judged silent, for the session's buffer limit.
-    consumed: Arc<Consumed>,
+    _slot: Slot,
     vad: Vad,
     /// Audio taken from the inbox but not yet judged by the VAD.
     unprocessed: VecDeque<f32>,
@@ -55,49 +109,55 @@ pub struct StreamState {
     preroll: VecDeque<f32>,
     window: Vec<f32>,
     window_start: u64,
+    /// Where in the window the VAD heard speech start (0 after a cut).
+    onset: usize,
     decoded_len: usize,
     utterance_over: bool,
-    finishing: bool,
     agreement: Agreement,
     result_seq: u64,
     last_partial: String,
     pub last_decode: Instant,
+    /// A worker is decoding this stream's window.
+    pub in_flight: bool,
     pub gone: bool,
 }
 
 impl StreamState {
     pub fn new(
-        session_id: String,
+        (id, session_id): (u64, String),
         inbox: Arc<Mutex<Inbox>>,
-        events: mpsc::Sender<EngineEvent>,
-        (lag_ms, consumed): (Arc<AtomicU64>, Arc<Consumed>),
+        report: Reporting,
+        slot: Slot,
+        endpoint: Duration,
     ) -> Self {
         StreamState {
+            id,
             session_id,
             inbox,
-            events,
+            report,
             outbox: VecDeque::new(),
-            lag_ms,
-            consumed,
-            vad: Vad::default(),
+            _slot: slot,
+            vad: Vad::with_endpoint(endpoint),
             unprocessed: VecDeque::new(),
             position: 0,
             preroll: VecDeque::new(),
             window: Vec::new(),
             window_start: 0,
+            onset: 0,
             decoded_len: 0,
             utterance_over: false,
-            finishing: false,
             agreement: Agreement::default(),
             result_seq: 1,
             last_partial: String::new(),
             last_decode: Instant::now(),
+            in_flight: false,
             gone: false,
         }
     }
 
     /// Moves new audio through the VAD into the window. Stops (leaving audio
-    /// queued, never dropped) while the window waits for its final decode.
+    /// queued, never dropped) while the window waits for its final decode or
+    /// is full.
     pub fn ingest(&mut self) {
         let (total, finished) = {
             let mut inbox = self.inbox.lock().expect("inbox lock");
@@ -105,7 +165,7 @@ impl StreamState {
             self.gone |= inbox.closed && !inbox.finished;
             (inbox.total, inbox.finished)
         };
-        while !self.utterance_over && self.window.len() < N_SAMPLES {
+        while !self.utterance_over && self.window.len() < FULL {
             let n = FRAME.min(self.unprocessed.len());
             if n < FRAME && !(finished && n > 0) {
                 break;
@@ -114,11 +174,11 @@ impl StreamState {
             self.position += n as u64;
             self.push_frame(frame);
         }
-        self.finishing = finished && self.unprocessed.is_empty();
-        if self.finishing && !self.window.is_empty() {
+        let finishing = finished && self.unprocessed.is_empty();
+        if finishing && !self.window.is_empty() {
             self.utterance_over = true;
         }
-        if self.finishing && self.window.is_empty() && !self.utterance_over && !self.gone {
+        if finishing && self.window.is_empty() && !self.in_flight && !self.gone {
             self.outbox.push_back(EngineEvent::Finished);
             self.gone = true;
         }
@@ -127,17 +187,22 @@ impl StreamState {
 
     fn push_frame(&mut self, frame: Vec<f32>) {
         match self.vad.push_frame(&frame) {
-            VadEvent::Silence => {
+            VadEvent::Silence if self.window.is_empty() => {
                 self.preroll.extend(frame);
                 let excess = self.preroll.len().saturating_sub(PREROLL);
                 self.preroll.drain(..excess);
             }
+            // The VAD is quiet but the window still holds audio a final did
+            // not take (a tail being decoded again): keep it contiguous.
+            VadEvent::Silence | VadEvent::Speech => self.window.extend(frame),
             VadEvent::SpeechStart => {
-                self.window_start = self.position - (frame.len() + self.preroll.len()) as u64;
-                self.window.extend(self.preroll.drain(..));
+                if self.window.is_empty() {
+                    self.window_start = self.position - (frame.len() + self.preroll.len()) as u64;
+                    self.onset = self.preroll.len();
+                    self.window.extend(self.preroll.drain(..));
+                }
                 self.window.extend(frame);
             }
-            VadEvent::Speech => self.window.extend(frame),
             VadEvent::SpeechEnd => {
                 self.window.extend(frame);
                 self.utterance_over = true;
@@ -147,22 +212,35 @@ impl StreamState {
 
     /// Whether this stream wants a decode now, and how badly.
     pub fn due(&self) -> Option<Due> {
-        if self.gone || self.window.is_empty() {
+        if self.gone || self.in_flight || self.window.is_empty() {
             return None;
         }
-        if self.utterance_over || self.window.len() >= TRIM_AT {
+        let fresh = self.window.len() > self.decoded_len;
+        if self.utterance_over || (self.window.len() >= HARD_TRIM && fresh) {
             return Some(Due::Urgent);
         }
-        (self.window.len() >= self.decoded_len + DECODE_STEP).then_some(Due::Normal)
+        let step = if self.decoded_len == 0 {
+            FIRST_DECODE
+        } else {
+            self.decoded_len + DECODE_STEP
+        };
+        (self.window.len() >= step).then_some(Due::Normal)
     }
 
-    /// The audio to decode now (the window, at most 30 s).
+    /// Whether the next decode gives an ended utterance its final.
+    pub fn wants_full(&self) -> bool {
+        self.utterance_over
+    }
+
+    /// The audio to decode now: the whole window.
     pub fn window(&self) -> &[f32] {
-        &self.window[..self.window.len().min(N_SAMPLES)]
+        &self.window
     }
 
-    /// Applies a decode of [`window`](Self::window) and queues the events it yields.
+    /// Applies a decode of the first `decoded_len` samples of the window and
+    /// queues the events it yields.
     pub fn apply(&mut self, hypothesis: &Hypothesis, decoded_len: usize) {
+        self.in_flight = false;
         self.last_decode = Instant::now();
         self.decoded_len = decoded_len;
         let offset = self.window_start as f64 / RATE as f64;
@@ -170,32 +248,90 @@ impl StreamState {
         let words = if hypothesis.is_silence() {
             Vec::new()
         } else {
-            hypothesis.words(offset, limit)
+            let floor = self.onset.saturating_sub(ONSET_SLACK) as f64 / RATE as f64;
+            hypothesis.words(offset, limit, floor)
         };
+        if self.utterance_over && decoded_len == self.window.len() {
+            self.end_utterance(words);
+            return;
+        }
         self.agreement.insert(words);
-        if self.utterance_over {
-            let words = self.agreement.take_final(true);
-            self.emit_final(words);
-            self.window.clear();
-            self.window_start = self.position;
-            self.decoded_len = 0;
-            self.utterance_over = false;
-        } else if self.window.len() >= TRIM_AT {
-            let forced = self.window.len() >= N_SAMPLES;
-            let words = self.agreement.take_final(forced);
-            let cut = match words.last() {
-                Some(last) if !forced => self.sample_at(last.end).min(decoded_len),
-                _ => decoded_len,
-            };
-            if !words.is_empty() || forced {
-                self.emit_final(words);
-                self.window.drain(..cut);
-                self.window_start += cut as u64;
-                self.decoded_len = 0;
-            }
+        if decoded_len >= SOFT_TRIM {
+            self.trim();
         } else {
             self.emit_partial();
         }
+    }
+
+    /// The whole ended utterance was decoded: its final is that decode,
+    /// which heard all of it (the partials before it heard less; what they
+    /// agreed on was for showing). Audio well past the last word goes round
+    /// again on its own.
+    fn end_utterance(&mut self, words: Vec<TimedWord>) {
+        let words = self.agreement.finish_with(words);
+        let heard_to = words.last().map(|w| self.sample_at(w.end));
+        self.emit_final(words);
+        match heard_to {
+            Some(end)
+                if end >= MIN_CUT
+                    && self.decoded_len.saturating_sub(end) > self.tail_allowance() =>
+            {
+                self.cut(end);
+            }
+            _ => {
+                self.window.clear();
+                self.window_start = self.position;
+                self.decoded_len = 0;
+                self.utterance_over = false;
+            }
+        }
+    }
+
+    /// A long window is cut after its last committed segment (or, past the
+    /// hard limit, its last committed word; full and with nothing agreed, its
+    /// last word), with a final for the words before the cut.
+    fn trim(&mut self) {
+        let committed = self.agreement.committed();
+        let at_segment = committed.iter().rposition(|w| w.ends_segment);
+        let take = match at_segment {
+            Some(i) => Some(i + 1),
+            None if self.decoded_len >= HARD_TRIM && !committed.is_empty() => Some(committed.len()),
+            None => None,
+        };
+        let words = match take {
+            Some(n) => self.agreement.take_committed(n),
+            None if self.decoded_len >= FULL => self.agreement.take_final(true),
+            None => {
+                self.emit_partial();
+                return;
+            }
+        };
+        let cut = match words.last() {
+            Some(last) => self.sample_at(last.end).min(self.decoded_len),
+            // A full window the model heard no words in: nothing to keep.
+            None => self.decoded_len,
+        };
+        self.emit_final(words);
+        self.cut(cut);
+        self.emit_partial();
+    }
+
+    /// Drops the first `samples` of the window (covered by a final).
+    fn cut(&mut self, samples: usize) {
+        let samples = samples.min(self.window.len());
+        self.window.drain(..samples);
+        self.window_start += samples as u64;
+        self.onset = self.onset.saturating_sub(samples);
+        self.decoded_len = 0;
+        if self.window.is_empty() {
+            self.utterance_over = false;
+        }
+    }
+
+    /// Silence an ended utterance may hold after its last word: the endpoint
+    /// pause plus slack for word times.
+    fn tail_allowance(&self) -> usize {
+        self.vad.endpoint_samples() + TAIL_SLACK
     }
 
     fn sample_at(&self, secs: f64) -> usize {
@@ -255,7 +391,7 @@ impl StreamState {
     /// the next round, a closed one ends the stream.
     pub fn deliver(&mut self) {
         while let Some(event) = self.outbox.pop_front() {
-            match self.events.try_send(event) {
+            match self.report.events.try_send(event) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(event)) => {
                     self.outbox.push_front(event);
@@ -270,12 +406,13 @@ impl StreamState {
         }
     }
 
-    /// Done once it is gone and has nothing left to send.
+    /// Done once it is gone, not being decoded, and has nothing left to send.
     pub fn is_done(&self) -> bool {
-        self.gone && self.outbox.is_empty()
+        self.gone && !self.in_flight && self.outbox.is_empty()
     }
 
     pub fn fail(&mut self, message: &str) {
+        self.in_flight = false;
         self.outbox.push_back(EngineEvent::Failed {
             message: message.to_owned(),
         });
@@ -290,12 +427,12 @@ impl StreamState {
             self.window_start + self.decoded_len as u64
         };
         let lag_ms = total.saturating_sub(covered) * 1000 / RATE as u64;
-        self.lag_ms.store(lag_ms, Ordering::Relaxed);
-        self.consumed.reached(covered);
+        self.report.lag_ms.store(lag_ms, Ordering::Relaxed);
+        self.report.consumed.reached(covered);
     }
 
     pub fn lag_secs(&self) -> f64 {
-        self.lag_ms.load(Ordering::Relaxed) as f64 / 1000.0
+        self.report.lag_ms.load(Ordering::Relaxed) as f64 / 1000.0
     }
 }
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::mel::SAMPLE_RATE;
-use super::model::WhisperModel;
+use super::model::{Decoder, Request, WhisperModel};
 use super::{FETCH_SCRIPT, WhisperEngine};
 use crate::audio::StreamResampler;
 use crate::config::WhisperConfig;
@@ -27,11 +27,7 @@ fn model_dir() -> PathBuf {
 }
 
 fn config() -> WhisperConfig {
-    WhisperConfig {
-        model_dir: model_dir(),
-        threads: 0,
-        compute_type: "int8".into(),
-    }
+    WhisperConfig::new(model_dir())
 }
 
 /// Speech synthesised by espeak-ng, resampled from its 22.05 kHz to 16 kHz.
@@ -78,11 +74,17 @@ fn faint_noise(secs: f32) -> Vec<f32> {
 
 #[test]
 fn an_offline_decode_of_synthetic_speech_is_accurate() {
-    let model = WhisperModel::load(&model_dir(), 0, "int8").unwrap();
+    let mut model = WhisperModel::load(&model_dir(), 0, "int8", "").unwrap();
     let text = "the patient reports chest pain and shortness of breath";
     let audio = espeak(text);
     let started = Instant::now();
-    let hypothesis = model.decode(&[&audio]).unwrap().remove(0);
+    let hypothesis = model
+        .decode(&[Request {
+            audio: &audio,
+            full: false,
+        }])
+        .unwrap()
+        .remove(0);
     let elapsed = started.elapsed().as_secs_f64();
     let heard: Vec<&str> = hypothesis
         .segments
@@ -268,7 +270,7 @@ async fn concurrent_streams_all_get_their_finals() {
 
 #[test]
 fn a_missing_model_names_the_fetch_script() {
-    let err = WhisperModel::load(std::path::Path::new("/nonexistent/whisper"), 1, "int8")
+    let err = WhisperModel::load(std::path::Path::new("/nonexistent/whisper"), 1, "int8", "")
         .err()
         .unwrap();
     assert!(err.to_string().contains(FETCH_SCRIPT), "{err}");

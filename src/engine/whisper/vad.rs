@@ -13,8 +13,8 @@ const ABSOLUTE_MIN_DB: f32 = -45.0;
 const MARGIN_DB: f32 = 10.0;
 /// Loud frames in a row that start speech (90 ms).
 const ONSET_FRAMES: u32 = 3;
-/// Quiet frames in a row that end an utterance (~660 ms).
-const RELEASE_FRAMES: u32 = 22;
+/// Quiet frames in a row that end an utterance, unless set: 17 × 30 ms ≈ 500 ms.
+const RELEASE_FRAMES: u32 = 17;
 
 /// What one frame means for the utterance in progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,8 +27,10 @@ pub enum VadEvent {
     SpeechEnd,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Vad {
+    /// Quiet frames in a row that end an utterance.
+    release_frames: u32,
     /// Unknown until the first frame, which sets it: a stream that starts
     /// in steady noise must not read the noise as speech while the floor
     /// would otherwise climb to it.
@@ -38,7 +40,33 @@ pub struct Vad {
     quiet_run: u32,
 }
 
+impl Default for Vad {
+    fn default() -> Self {
+        Vad {
+            release_frames: RELEASE_FRAMES,
+            floor_db: None,
+            in_speech: false,
+            loud_run: 0,
+            quiet_run: 0,
+        }
+    }
+}
+
 impl Vad {
+    /// A detector whose utterances end after `endpoint` of quiet.
+    pub fn with_endpoint(endpoint: std::time::Duration) -> Self {
+        let frame_ms = (FRAME * 1000 / 16_000) as u128;
+        Vad {
+            release_frames: (endpoint.as_millis().div_ceil(frame_ms)).max(1) as u32,
+            ..Vad::default()
+        }
+    }
+
+    /// The quiet that ends an utterance, in samples.
+    pub fn endpoint_samples(&self) -> usize {
+        self.release_frames as usize * FRAME
+    }
+
     /// Judges one frame of `FRAME` samples (shorter at the very end is fine).
     pub fn push_frame(&mut self, frame: &[f32]) -> VadEvent {
         let level = level_db(frame);
@@ -58,7 +86,7 @@ impl Vad {
                 VadEvent::SpeechStart
             }
             false => VadEvent::Silence,
-            true if self.quiet_run >= RELEASE_FRAMES => {
+            true if self.quiet_run >= self.release_frames => {
                 self.in_speech = false;
                 VadEvent::SpeechEnd
             }
