@@ -13,7 +13,7 @@ mod common;
 use auscult::eval::{word_error_rate as wer, words};
 use auscult::protocol::{ErrorCode, ServerMsg};
 use common::speech::{
-    assert_transcript_stored, checked_finals, joined_text, send_paced, shared_whisper, speech_s16,
+    assert_transcript_stored, checked_finals, joined_text, send_paced, speech_s16,
     whisper_admitting,
 };
 use common::{Enc, TestApp, WsClient};
@@ -76,7 +76,7 @@ async fn dictate(app: &TestApp, reference: &'static str, delay_ms: u64) -> Outco
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eight_concurrent_real_time_sessions_each_get_their_own_text() {
-    let app = TestApp::spawn_with(&[], vec![shared_whisper()]).await;
+    let app = TestApp::spawn_with(&[], vec![whisper_admitting(8)]).await;
     let outcomes = futures_util::future::join_all(
         DICTATION
             .iter()
