@@ -35,16 +35,28 @@ fn link_prebuilt_ctranslate2() {
     if !prebuilt {
         return;
     }
-    // .cargo/config.toml sets it to .ctranslate2/ in the checkout.
-    let dir = PathBuf::from(
-        std::env::var_os("AUSCULT_CTRANSLATE2_DIR").unwrap_or_else(|| ".ctranslate2".into()),
-    );
+    let dir = std::env::var_os("AUSCULT_CTRANSLATE2_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").unwrap_or_default();
+            PathBuf::from(home).join(format!(".cache/auscult-ctranslate2/{CTRANSLATE2_VERSION}"))
+        });
     let installed = std::fs::read_to_string(dir.join("VERSION")).unwrap_or_default();
     if installed.trim() != CTRANSLATE2_VERSION || !dir.join("libctranslate2.so").exists() {
         panic!(
             "CTranslate2 {CTRANSLATE2_VERSION} is not installed in {}: run scripts/fetch-ctranslate2.sh \
              (or set AUSCULT_CTRANSLATE2_DIR), or build it from source with \
              `--no-default-features --features whisper-source`",
+            dir.display()
+        );
+    }
+    // ct2rs's own build script finds the stub archives only through this.
+    println!("cargo:rerun-if-env-changed=CMAKE_LIBRARY_PATH");
+    let searched = std::env::var_os("CMAKE_LIBRARY_PATH").unwrap_or_default();
+    if !std::env::split_paths(&searched).any(|p| p == dir) {
+        panic!(
+            "CMAKE_LIBRARY_PATH must include {0} for ct2rs to link the prebuilt CTranslate2: \
+             export CMAKE_LIBRARY_PATH={0} (scripts/run.sh and scripts/test.sh do)",
             dir.display()
         );
     }

@@ -6,8 +6,9 @@
 # AVX-512 VNNI where the CPU has it); its aarch64 build, ruy and OpenBLAS.
 #
 #   scripts/fetch-ctranslate2.sh [DEST]
-#   (default: $AUSCULT_CTRANSLATE2_DIR, else .ctranslate2/ in the checkout,
-#   where .cargo/config.toml points cargo)
+#   (default: $AUSCULT_CTRANSLATE2_DIR, else ~/.cache/auscult-ctranslate2/VERSION:
+#   outside the checkout, so every clone links the same copy and cargo's
+#   fingerprints do not change with the clone's path)
 #
 # Idempotent. Needs pip and unzip. The version must be the one the `ct2rs`
 # crate's C++ bridge is compiled against (its vendored headers), and the wheel
@@ -18,13 +19,15 @@
 #                      (empty: ct2rs 0.10 asks the linker for these with its
 #                      `system` feature even on CPU-only builds; the wheel has
 #                      cpu_features built in and no CUDA)
-# build.rs links the binary against DEST and records DEST (and $ORIGIN/lib)
-# as its run-time search path.
+# Cargo must be told where DEST is: ct2rs's build script looks for the stub
+# archives in CMAKE_LIBRARY_PATH, build.rs for the library in
+# AUSCULT_CTRANSLATE2_DIR (default the same folder), and records DEST (and
+# $ORIGIN/lib) as the binary's run-time search path. scripts/setup.sh exports
+# both; by hand: export CMAKE_LIBRARY_PATH="$DEST".
 set -euo pipefail
 
 VERSION="4.8.4"
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-DEST="${1:-${AUSCULT_CTRANSLATE2_DIR:-$ROOT/.ctranslate2}}"
+DEST="${1:-${AUSCULT_CTRANSLATE2_DIR:-$HOME/.cache/auscult-ctranslate2/$VERSION}}"
 
 case "$(uname -s)-$(uname -m)" in
     Linux-x86_64)

@@ -38,8 +38,13 @@ ensure_apt() {
 # download, seconds instead of a 15-minute C++ build).
 ensure_build_deps() {
     ensure_apt build-essential pkg-config unzip python3-pip
-    "$AUSCULT_ROOT/scripts/fetch-ctranslate2.sh"
+    "$AUSCULT_ROOT/scripts/fetch-ctranslate2.sh" "$AUSCULT_CTRANSLATE2_DIR"
 }
+
+# Where the prebuilt CTranslate2 lives (one copy per user, whatever the
+# checkout), and where ct2rs's build script looks for it.
+export AUSCULT_CTRANSLATE2_DIR="${AUSCULT_CTRANSLATE2_DIR:-$HOME/.cache/auscult-ctranslate2/4.8.4}"
+export CMAKE_LIBRARY_PATH="$AUSCULT_CTRANSLATE2_DIR${CMAKE_LIBRARY_PATH:+:$CMAKE_LIBRARY_PATH}"
 
 # The Whisper model for the default engine (scripts/fetch-model.sh is idempotent).
 ensure_model() {
