@@ -12,8 +12,8 @@ mod common;
 use auscult::eval::{word_error_rate as wer, words as normalized_words};
 use auscult::protocol::{CloseReason, ErrorCode};
 use common::speech::{
-    assert_transcript_stored, checked_finals, joined_text, noise_s16, send_paced, shared_whisper,
-    silence_s16, speech_s16,
+    assert_transcript_stored, checked_finals, joined_text, noise_s16, offline_text, send_paced,
+    shared_whisper, silence_s16, speech_s16,
 };
 use common::{Enc, TestApp, WsClient};
 
@@ -79,17 +79,36 @@ async fn dictation_is_transcribed_at(rate: u32, first: &str, second: &str) {
     app.stop().await;
 }
 
-/// At telephone bandwidth espeak-ng's voice loses most of what tiny.en needs
-/// (offline decodes of the same 8 kHz audio get most phrases wrong too), so
-/// this test uses phrases the model hears correctly offline at 8 kHz.
+/// At telephone bandwidth tiny.en mishears espeak-ng's voice: an offline
+/// decode of the same 8 kHz audio (full 30 s windows, no streaming) gets
+/// "the lungs are clear" as "malone my clear" and "is normal" sometimes as
+/// "abnormal", while the 16 kHz audio is right. So the bound here is what
+/// streaming adds: the 8 kHz session must be as good as the model's own
+/// offline reading of the same audio (plus one word in ten), on the same
+/// sentences as at 16 kHz, including the one a browser once got as nonsense.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dictation_at_8_khz_is_transcribed_accurately() {
-    dictation_is_transcribed_at(
-        8_000,
-        "her blood pressure is normal",
-        "her temperature is normal",
-    )
-    .await;
+async fn dictation_at_8_khz_is_as_accurate_as_the_model_offline() {
+    let rate = 8_000;
+    let (first, second) = (
+        "her blood pressure is normal and the lungs are clear",
+        "the patient reports chest pain radiating to the left arm",
+    );
+    let app = whisper_app().await;
+    let pcm = dictation(rate, first, second);
+    let heard = transcribe(&app, rate, &pcm).await;
+    let offline = offline_text(&shared_whisper(), &pcm, rate).await;
+    let reference = format!("{first} {second}");
+    let (streamed, model) = (wer(&reference, &heard.text), wer(&reference, &offline));
+    eprintln!(
+        "8000 Hz: WER {streamed:.3} streamed {:?}, {model:.3} offline {offline:?}",
+        heard.text
+    );
+    assert!(
+        streamed <= model + 0.1,
+        "streaming at 8 kHz lost accuracy: WER {streamed:.2} ({:?}) against {model:.2} offline ({offline:?})",
+        heard.text
+    );
+    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
