@@ -75,17 +75,12 @@ impl Agreement {
         std::mem::replace(&mut self.committed, rest)
     }
 
-    /// Ends the current result: hands over the committed words, plus the
-    /// tentative ones when `with_tentative` (end of utterance or stream).
-    pub fn take_final(&mut self, with_tentative: bool) -> Vec<TimedWord> {
+    /// Ends the current result with what it has: the committed words, then
+    /// the tentative ones.
+    pub fn take_final(&mut self) -> Vec<TimedWord> {
         let mut words = std::mem::take(&mut self.committed);
-        if with_tentative {
-            words.append(&mut self.tentative);
-            if let Some(last) = words.last() {
-                self.last_committed_end = self.last_committed_end.max(last.end);
-            }
-        }
-        words
+        words.append(&mut self.tentative);
+        self.finish_with(words)
     }
 
     fn strip_committed(&self, hypothesis: Vec<TimedWord>) -> Vec<TimedWord> {
@@ -187,7 +182,7 @@ mod tests {
         let mut a = Agreement::default();
         a.insert(hyp(0.0, "the patient reports"));
         a.insert(hyp(0.0, "the patient reports chest"));
-        assert_eq!(texts(&a.take_final(false)), "the patient reports");
+        assert_eq!(texts(&a.take_committed(usize::MAX)), "the patient reports");
         assert!(a.committed().is_empty());
         // The window still starts at 0: old words are dropped by time.
         assert_eq!(a.insert(hyp(0.0, "the patient reports chest pain")), 1);
@@ -211,7 +206,7 @@ mod tests {
         let mut a = Agreement::default();
         a.insert(hyp(0.0, "no known allergies"));
         a.insert(hyp(0.0, "no known allergies to"));
-        assert_eq!(texts(&a.take_final(true)), "no known allergies to");
+        assert_eq!(texts(&a.take_final()), "no known allergies to");
         assert!(a.tentative().is_empty());
     }
 }

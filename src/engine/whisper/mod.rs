@@ -15,12 +15,12 @@ mod stream;
 mod tokenizer;
 mod vad;
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 pub use model::{FETCH_SCRIPT, ModelError};
 
@@ -31,13 +31,14 @@ use super::{
 use crate::config::WhisperConfig;
 use model::{Decoder, Request, WhisperModel};
 use scheduler::Shared;
-use stream::{Inbox, Reporting, Slot, StreamState};
+use stream::{Inbox, Reporting, StreamState};
 
 pub const NAME: &str = "whisper";
 
 pub struct WhisperEngine {
     shared: Arc<Shared>,
-    admitted: Arc<AtomicUsize>,
+    /// One permit per stream the engine admits.
+    admitted: Arc<Semaphore>,
     max_streams: usize,
     endpoint: Duration,
     next_id: AtomicU64,
@@ -98,7 +99,7 @@ impl WhisperEngine {
         );
         Ok(WhisperEngine {
             shared,
-            admitted: Arc::new(AtomicUsize::new(0)),
+            admitted: Arc::new(Semaphore::new(config.max_streams)),
             max_streams: config.max_streams,
             endpoint: config.endpoint,
             next_id: AtomicU64::new(1),
@@ -130,7 +131,7 @@ impl Engine for WhisperEngine {
                 mel::SAMPLE_RATE
             )));
         }
-        let Some(slot) = Slot::claim(&self.admitted, self.max_streams) else {
+        let Ok(slot) = Arc::clone(&self.admitted).try_acquire_owned() else {
             metrics::counter!("auscult_whisper_refused_total").increment(1);
             return Err(EngineError::Unavailable(format!(
                 "whisper is at capacity ({} live streams, AUSCULT_WHISPER_MAX_STREAMS)",
@@ -182,7 +183,7 @@ impl Engine for WhisperEngine {
             Readiness::ready(format!(
                 "{}; {} live",
                 self.description,
-                self.admitted.load(Ordering::Relaxed)
+                self.max_streams - self.admitted.available_permits()
             ))
         }
     }

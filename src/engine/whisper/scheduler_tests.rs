@@ -1,7 +1,7 @@
 //! The pool's logic with a scripted decoder: which windows go first, how the
 //! due streams are shared out, and the guard against passes that loop.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use super::*;
 use crate::engine::EngineEvent;
-use crate::engine::whisper::stream::{Inbox, Reporting, Slot};
+use crate::engine::whisper::stream::{Inbox, Reporting};
 use crate::engine::whisper::tokenizer::Segment;
 
 /// Syllable-like bursts of a voiced tone (speech to the VAD).
@@ -32,7 +32,6 @@ struct Harness {
 fn harness(id: u64) -> Harness {
     let inbox = Arc::new(Mutex::new(Inbox::default()));
     let (tx, rx) = mpsc::channel(256);
-    let taken = Arc::new(AtomicUsize::new(0));
     let stream = StreamState::new(
         (id, format!("s{id}")),
         inbox.clone(),
@@ -41,7 +40,9 @@ fn harness(id: u64) -> Harness {
             lag_ms: Arc::new(AtomicU64::new(0)),
             consumed: Arc::default(),
         },
-        Slot::claim(&taken, 1).unwrap(),
+        Arc::new(tokio::sync::Semaphore::new(1))
+            .try_acquire_owned()
+            .unwrap(),
         Duration::from_millis(500),
     );
     Harness {

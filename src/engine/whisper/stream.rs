@@ -6,11 +6,11 @@
 //! the model found no words in the rest. An engine that is behind is late.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use super::agreement::{Agreement, TimedWord};
 use super::mel::{N_SAMPLES, SAMPLE_RATE};
@@ -57,28 +57,6 @@ pub struct Inbox {
     pub closed: bool,
 }
 
-/// A place among the engine's admitted streams, given back when dropped.
-#[derive(Debug)]
-pub struct Slot(Arc<AtomicUsize>);
-
-impl Slot {
-    /// Takes a place if fewer than `max` are taken.
-    pub fn claim(taken: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
-        taken
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| Slot(Arc::clone(taken)))
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 /// Why a stream wants the model now; urgent ones are served first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Due {
@@ -100,7 +78,8 @@ pub struct StreamState {
     inbox: Arc<Mutex<Inbox>>,
     report: Reporting,
     outbox: VecDeque<EngineEvent>,
-    _slot: Slot,
+    /// The stream's place among those the engine admits, given back when dropped.
+    _slot: OwnedSemaphorePermit,
     vad: Vad,
     /// Audio taken from the inbox but not yet judged by the VAD.
     unprocessed: VecDeque<f32>,
@@ -127,7 +106,7 @@ impl StreamState {
         (id, session_id): (u64, String),
         inbox: Arc<Mutex<Inbox>>,
         report: Reporting,
-        slot: Slot,
+        slot: OwnedSemaphorePermit,
         endpoint: Duration,
     ) -> Self {
         StreamState {
@@ -300,7 +279,7 @@ impl StreamState {
         };
         let words = match take {
             Some(n) => self.agreement.take_committed(n),
-            None if self.decoded_len >= FULL => self.agreement.take_final(true),
+            None if self.decoded_len >= FULL => self.agreement.take_final(),
             None => {
                 self.emit_partial();
                 return;

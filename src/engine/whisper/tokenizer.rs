@@ -15,8 +15,6 @@ pub const START_OF_TRANSCRIPT: &str = "<|startoftranscript|>";
 /// Opens the previous-text prompt that goes before `<|startoftranscript|>`.
 pub const START_OF_PREV: &str = "<|startofprev|>";
 pub const NO_TIMESTAMPS: &str = "<|notimestamps|>";
-#[allow(dead_code, reason = "for the engine's prompts; only tests use it yet")]
-pub const END_OF_TEXT: &str = "<|endoftext|>";
 /// Seconds per timestamp token step.
 const TIMESTAMP_STEP: f64 = 0.02;
 
@@ -150,12 +148,6 @@ impl Tokenizer {
         })
     }
 
-    /// The id of a special token such as [`START_OF_PREV`] or `<|en|>`.
-    #[allow(dead_code, reason = "for the engine's prompts; only tests call it yet")]
-    pub fn special(&self, name: &str) -> Option<u32> {
-        self.specials.get(name).copied()
-    }
-
     /// Token ids of `text` as Hugging Face `tokenizers` encodes it without
     /// special tokens, except that special-token names inside `text` stay
     /// plain text: a prompt cannot end the transcript or change the task.
@@ -222,19 +214,6 @@ impl Tokenizer {
                     .map(|(name, _)| name.clone()),
             })
             .collect()
-    }
-
-    /// The text of `ids` with special and timestamp tokens left out, neither
-    /// trimmed nor split into segments.
-    #[allow(dead_code, reason = "for the engine's prompts; only tests call it yet")]
-    pub fn text_of(&self, ids: &[u32]) -> String {
-        let bytes: Vec<u8> = ids
-            .iter()
-            .filter_map(|&id| self.tokens.get(id as usize)?.as_deref())
-            .flatten()
-            .copied()
-            .collect();
-        String::from_utf8_lossy(&bytes).into_owned()
     }
 
     /// Splits a generated sequence into timestamped segments. Text after the
@@ -430,6 +409,29 @@ mod tests {
 
     use super::super::FETCH_SCRIPT;
     use super::*;
+
+    const END_OF_TEXT: &str = "<|endoftext|>";
+
+    /// Look-ups only the tests need: the engine names its special tokens by
+    /// string and never decodes plain text.
+    impl Tokenizer {
+        /// The id of a special token such as [`START_OF_PREV`] or `<|en|>`.
+        fn special(&self, name: &str) -> Option<u32> {
+            self.specials.get(name).copied()
+        }
+
+        /// The text of `ids` with special and timestamp tokens left out, neither
+        /// trimmed nor split into segments.
+        fn text_of(&self, ids: &[u32]) -> String {
+            let bytes: Vec<u8> = ids
+                .iter()
+                .filter_map(|&id| self.tokens.get(id as usize)?.as_deref())
+                .flatten()
+                .copied()
+                .collect();
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+    }
 
     fn tiny_tokenizer() -> Tokenizer {
         let dir = tempfile::tempdir().unwrap();
