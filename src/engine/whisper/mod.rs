@@ -43,7 +43,14 @@ pub struct WhisperEngine {
     endpoint: Duration,
     next_id: AtomicU64,
     description: String,
+    /// The decode worker threads, joined when the engine is dropped.
+    workers: Vec<std::thread::JoinHandle<()>>,
 }
+
+/// How long dropping the engine waits for its workers to finish the streams
+/// still open and leave. A worker still inside CTranslate2 when the process
+/// exits crashes it as the library's globals are torn down.
+const WORKERS_EXIT_WAIT: Duration = Duration::from_secs(10);
 
 impl WhisperEngine {
     /// Loads and warms up one model replica per decode worker, then starts
@@ -61,6 +68,7 @@ impl WhisperEngine {
             config.threads
         };
         let shared = Shared::new(workers);
+        let mut handles = Vec::with_capacity(workers);
         for worker in 0..workers {
             let started = Instant::now();
             let mut model = WhisperModel::load(
@@ -86,10 +94,11 @@ impl WhisperEngine {
                 "whisper model loaded"
             );
             let pool = Arc::clone(&shared);
-            std::thread::Builder::new()
+            let handle = std::thread::Builder::new()
                 .name(format!("whisper-{worker}"))
                 .spawn(move || scheduler::run(model, pool))
                 .map_err(|e| ModelError::Decode(format!("cannot start a decode worker: {e}")))?;
+            handles.push(handle);
         }
         let description = format!(
             "whisper from {} ({}, {workers} workers × {threads} threads, up to {} streams)",
@@ -104,6 +113,7 @@ impl WhisperEngine {
             endpoint: config.endpoint,
             next_id: AtomicU64::new(1),
             description,
+            workers: handles,
         })
     }
 }
@@ -111,6 +121,16 @@ impl WhisperEngine {
 impl Drop for WhisperEngine {
     fn drop(&mut self) {
         self.shared.close();
+        if self.shared.wait_workers_gone(WORKERS_EXIT_WAIT) {
+            for worker in self.workers.drain(..) {
+                let _ = worker.join();
+            }
+        } else {
+            tracing::warn!(
+                event = "whisper_workers_still_busy",
+                wait_s = WORKERS_EXIT_WAIT.as_secs()
+            );
+        }
     }
 }
 

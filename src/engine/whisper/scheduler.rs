@@ -73,6 +73,25 @@ impl Shared {
         self.lock().open = false;
         self.wake.notify_all();
     }
+
+    /// Waits up to `wait` for every worker to leave (after [`Shared::close`]);
+    /// whether they all did.
+    pub fn wait_workers_gone(&self, wait: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + wait;
+        let mut pool = self.lock();
+        while pool.workers > 0 {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            pool = self
+                .wake
+                .wait_timeout(pool, left)
+                .expect("decode pool lock")
+                .0;
+        }
+        true
+    }
 }
 
 /// One window taken for decoding.

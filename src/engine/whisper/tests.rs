@@ -256,15 +256,38 @@ async fn concurrent_streams_all_get_their_finals() {
         }
     });
     let started = Instant::now();
-    for (heard, text) in futures_util::future::join_all(runs).await {
+    let heard_all = futures_util::future::join_all(runs).await;
+    let elapsed = started.elapsed();
+    // Each stream must hear what the model hears in its own clip decoded
+    // alone (a stream given another's windows, or losing some, would not):
+    // the model's own mistakes on a clip (it hears "dealing" for "healing"
+    // in one of these voices) are not the streams'.
+    let mut model = WhisperModel::load(&model_dir(), 0, "int8", "").unwrap();
+    for (heard, text) in heard_all {
+        let mut audio = silence(0.5);
+        audio.extend(espeak(text));
+        audio.extend(silence(1.0));
+        let alone = model
+            .decode(&[Request {
+                audio: &audio,
+                full: true,
+            }])
+            .unwrap()
+            .remove(0);
+        let alone: Vec<&str> = alone.segments.iter().map(|s| s.text.as_str()).collect();
+        let alone = alone.join(" ");
         assert!(
-            crate::eval::word_error_rate(text, &heard) <= 0.15,
+            crate::eval::word_error_rate(&alone, &heard) <= 0.15,
+            "heard {heard:?} for {text:?}, alone the model hears {alone:?}"
+        );
+        assert!(
+            crate::eval::word_error_rate(text, &heard) <= 0.25,
             "heard {heard:?} for {text:?}"
         );
     }
     eprintln!(
         "three concurrent streams done in {:.1} s",
-        started.elapsed().as_secs_f64()
+        elapsed.as_secs_f64()
     );
 }
 
