@@ -2,13 +2,15 @@
 # Load benchmark: how many concurrent sessions one instance holds.
 #
 #   scripts/bench-load.sh [SESSION_COUNTS...]      (default: 250 500 1000 1500 2000)
+#   TRANSPORT=socketio scripts/bench-load.sh 1000  (Socket.IO over an Engine.IO WebSocket)
 #
 # For each count it starts a fresh release `auscult` with the no-ASR `loadtest`
 # engine on a loopback port, runs `auscult-load` (16 kHz s16le, 100 ms frames,
 # real time, DURATION seconds, ramp-up RAMP seconds) with storage verification,
 # and stops the server with SIGTERM. Results go to benches/results/:
 # load.jsonl (one JSON object per count), load.txt (the tables), load.svg (p99
-# ack latency and server RSS against session count).
+# ack latency and server RSS against session count); with TRANSPORT=socketio,
+# load-socketio.jsonl, load-socketio.txt and load-socketio.svg.
 source "$(dirname "$0")/setup.sh"
 cd "$AUSCULT_ROOT"
 ensure_build_deps
@@ -17,10 +19,13 @@ DURATION="${DURATION:-60}"
 RAMP="${RAMP:-20}"
 COUNTS=("$@")
 [ ${#COUNTS[@]} -gt 0 ] || COUNTS=(250 500 1000 1500 2000)
+TRANSPORT="${TRANSPORT:-ws}"
 OUT="$AUSCULT_ROOT/benches/results"
+NAME=load
+[ "$TRANSPORT" = ws ] || NAME="load-$TRANSPORT"
 mkdir -p "$OUT"
-: > "$OUT/load.jsonl"
-: > "$OUT/load.txt"
+: > "$OUT/$NAME.jsonl"
+: > "$OUT/$NAME.txt"
 
 # The loadtest engine needs no speech model: skip building CTranslate2
 # (FEATURES="" builds the default, Whisper included; the session path is the same).
@@ -42,16 +47,18 @@ for n in "${COUNTS[@]}"; do
         curl -fsS "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && break
         sleep 0.1
     done
-    "$BIN/auscult-load" --url "ws://127.0.0.1:$PORT/v1/stream" --sessions "$n" \
+    URL="ws://127.0.0.1:$PORT/v1/stream"
+    [ "$TRANSPORT" = ws ] || URL="ws://127.0.0.1:$PORT"
+    "$BIN/auscult-load" --url "$URL" --transport "$TRANSPORT" --sessions "$n" \
         --ramp-secs "$RAMP" --duration-secs "$DURATION" --rate 16000 --frame-ms 100 \
         --server-pid "$SERVER" --data-dir "$DATA" | tee "$DATA/load.out"
-    { echo "== $n sessions"; head -n -1 "$DATA/load.out"; } >> "$OUT/load.txt"
-    tail -n 1 "$DATA/load.out" >> "$OUT/load.jsonl"
+    { echo "== $n sessions ($TRANSPORT)"; head -n -1 "$DATA/load.out"; } >> "$OUT/$NAME.txt"
+    tail -n 1 "$DATA/load.out" >> "$OUT/$NAME.jsonl"
     kill -TERM "$SERVER"
     wait "$SERVER" || log "server exited with $? (see $DATA/server.log)"
     rm -rf "$DATA"
 done
 
-python3 "$AUSCULT_ROOT/benches/load/plot.py" "$OUT/load.jsonl" "$OUT/load.svg"
-log "results: $OUT/load.txt, $OUT/load.jsonl, $OUT/load.svg"
-cat "$OUT/load.txt"
+python3 "$AUSCULT_ROOT/benches/load/plot.py" "$OUT/$NAME.jsonl" "$OUT/$NAME.svg"
+log "results: $OUT/$NAME.txt, $OUT/$NAME.jsonl, $OUT/$NAME.svg"
+cat "$OUT/$NAME.txt"

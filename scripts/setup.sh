@@ -92,6 +92,21 @@ sys.exit(tuple(map(int, moto.__version__.split(".")[:3])) < (5, 2, 5))' 2>/dev/n
         || python3 -m pip install --quiet --break-system-packages 'moto[server]>=5.2.5'
 }
 
+# The Socket.IO clients of tests/socketio.rs: python-socketio's asyncio client
+# (with aiohttp for both Engine.IO transports); the npm socket.io-client comes
+# with e2e/ (ensure_browser_e2e).
+ensure_python_socketio() {
+    if python3 -c 'import socketio, aiohttp, sys
+from importlib.metadata import version
+sys.exit(tuple(map(int, version("python-socketio").split(".")[:2])) < (5, 18))' 2>/dev/null; then
+        return 0
+    fi
+    ensure_apt python3 python3-pip
+    log "installing python-socketio[asyncio_client]==5.18.1"
+    python3 -m pip install --quiet 'python-socketio[asyncio_client]==5.18.1' 'aiohttp>=3.9' \
+        || python3 -m pip install --quiet --break-system-packages 'python-socketio[asyncio_client]==5.18.1' 'aiohttp>=3.9'
+}
+
 # The FUSE filesystem that fails fsync on demand (tests/faultfs/faultfs.py),
 # for the tests that need the kernel's own fsync errors: fusepy, which loads
 # Debian's libfuse2, and fuse3 for fusermount.
@@ -115,7 +130,8 @@ ensure_browser_e2e() {
     command -v npm >/dev/null 2>&1 || ensure_apt npm
     local e2e="$AUSCULT_ROOT/e2e"
     if ! cmp -s "$e2e/package-lock.json" "$e2e/node_modules/.package-lock.json.installed" 2>/dev/null \
-        || [ ! -f "$e2e/node_modules/playwright-core/package.json" ]; then
+        || [ ! -f "$e2e/node_modules/playwright-core/package.json" ] \
+        || [ ! -f "$e2e/node_modules/socket.io-client/package.json" ]; then
         log "npm ci in e2e/"
         (cd "$e2e" && npm ci --no-audit --no-fund --loglevel=error)
         cp "$e2e/package-lock.json" "$e2e/node_modules/.package-lock.json.installed"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every check and test on a fresh machine: installs what the tests need
 # (Debian packages, the Whisper model, a running Postgres, moto for the S3
-# tests, the FUSE fault filesystem for the fsync tests, Chromium, Node.js and
-# playwright-core for the browser tests), then rustfmt, clippy and the test
+# tests, the FUSE fault filesystem for the fsync tests, python-socketio for
+# the Socket.IO tests, Chromium, Node.js, playwright-core and socket.io-client
+# for the browser and Socket.IO tests), then rustfmt, clippy and the test
 # suite.
 source "$(dirname "$0")/setup.sh"
 cd "$AUSCULT_ROOT"
@@ -12,6 +13,7 @@ ensure_model
 ensure_postgres
 ensure_moto
 ensure_faultfs
+ensure_python_socketio
 ensure_browser_e2e
 export AUSCULT_WHISPER_MODEL_DIR="${AUSCULT_WHISPER_MODEL_DIR:-$AUSCULT_ROOT/models/whisper-tiny.en}"
 

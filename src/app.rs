@@ -137,6 +137,7 @@ impl App {
             }),
             probe: Arc::default(),
             admin_listener: config.network.admin_listen.is_some(),
+            socketio: config.network.socketio,
         };
         let admin =
             match config.network.admin_listen {

@@ -106,7 +106,10 @@ fn describe() {
         "Ended sessions waiting for storage to come back"
     );
     describe_counter!(ERRORS, "Error events sent to clients, by code");
-    describe_counter!(UPGRADES_REFUSED, "WebSocket upgrades refused, by code");
+    describe_counter!(
+        UPGRADES_REFUSED,
+        "Streaming connections refused (WebSocket upgrades, Socket.IO connects), by code"
+    );
     describe_counter!(
         RECOVERED_SESSIONS,
         "Sessions cut off by a crash and stored afterwards (from a spool or from chunks)"
@@ -165,6 +168,11 @@ pub fn init_logging(format: LogFormat) {
 }
 
 /// An `error` event sent to a client.
+/// A streaming connection (WebSocket upgrade, Socket.IO connect) refused with `code`.
+pub fn connection_refused(code: &str) {
+    metrics::counter!(UPGRADES_REFUSED, "code" => code.to_owned()).increment(1);
+}
+
 pub fn client_error(code: ErrorCode) {
     metrics::counter!(ERRORS, "code" => code.as_str()).increment(1);
 }

@@ -8,6 +8,7 @@ mod audio;
 mod proc_stats;
 mod session;
 mod stats;
+mod wire;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,9 +24,13 @@ use session::{Outcome, SessionPlan};
     about = "Load generator for the Auscult streaming server"
 )]
 pub struct Args {
-    /// WebSocket URL of the stream endpoint.
+    /// WebSocket URL of the stream endpoint (`--transport socketio`: the
+    /// server's base URL, e.g. ws://127.0.0.1:8080).
     #[arg(long, default_value = "ws://127.0.0.1:8080/v1/stream")]
     pub url: String,
+    /// The wire: the native WebSocket, or Socket.IO over an Engine.IO WebSocket.
+    #[arg(long, value_enum, default_value = "ws")]
+    pub transport: wire::Transport,
     /// Bearer token (omit for a loopback server without tokens).
     #[arg(long)]
     pub token: Option<String>,

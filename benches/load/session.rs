@@ -3,12 +3,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-
 use crate::Args;
 use crate::audio::Source;
+use crate::wire;
 
 pub struct SessionPlan {
     pub index: usize,
@@ -42,54 +39,37 @@ pub async fn run(args: &Args, plan: SessionPlan) -> Outcome {
         index: plan.index,
         ..Outcome::default()
     };
-    let mut request = match args.url.as_str().into_client_request() {
-        Ok(r) => r,
-        Err(_) => {
-            outcome.errors.push("bad_url".into());
-            return outcome;
-        }
-    };
-    if let Some(token) = &args.token
-        && let Ok(value) = format!("Bearer {token}").parse()
-    {
-        request.headers_mut().insert("authorization", value);
-    }
-    let ws = match tokio_tungstenite::connect_async(request).await {
-        Ok((ws, _)) => ws,
-        Err(WsError::Http(resp)) if resp.status() == 503 => {
-            outcome.refused = true;
-            return outcome;
-        }
-        Err(_) => {
-            outcome.errors.push("connect_failed".into());
-            return outcome;
-        }
-    };
-    let (mut sink, mut stream) = ws.split();
+    let (mut sender, mut receiver, mut pongs) =
+        match wire::connect(&args.url, args.token.as_deref(), args.transport).await {
+            Ok(conn) => conn,
+            Err(wire::ConnectError::Refused) => {
+                outcome.refused = true;
+                return outcome;
+            }
+            Err(wire::ConnectError::Failed(code)) => {
+                outcome.errors.push(code);
+                return outcome;
+            }
+        };
     let mut start = serde_json::json!({
         "type": "start", "sample_rate": plan.source.rate, "encoding": plan.source.encoding, "channels": 1,
     });
     if let Some(engine) = &args.engine {
         start["engine"] = engine.clone().into();
     }
-    if sink
-        .send(Message::Text(start.to_string().into()))
-        .await
-        .is_err()
-    {
+    if sender.start(&start).await.is_err() {
         outcome.errors.push("send_failed".into());
         return outcome;
     }
-    match tokio::time::timeout(Duration::from_secs(30), stream.next()).await {
-        Ok(Some(Ok(Message::Text(t)))) if t.contains("\"ready\"") => outcome.accepted = true,
-        Ok(Some(Ok(Message::Text(t)))) if t.contains("server_at_capacity") => {
+    match tokio::time::timeout(Duration::from_secs(30), receiver.next()).await {
+        Ok(Some(v)) if v["type"] == "ready" => outcome.accepted = true,
+        Ok(Some(v)) if v["code"] == "server_at_capacity" => {
             outcome.refused = true;
             return outcome;
         }
-        Ok(Some(Ok(Message::Text(t)))) => {
-            outcome
-                .errors
-                .push(error_code(&t).unwrap_or_else(|| "unexpected_message".into()));
+        Ok(Some(v)) => {
+            let code = v["code"].as_str().unwrap_or("unexpected_message");
+            outcome.errors.push(code.to_owned());
             return outcome;
         }
         _ => {
@@ -103,11 +83,7 @@ pub async fn run(args: &Args, plan: SessionPlan) -> Outcome {
     let bytes_per_second = plan.source.bytes_per_second as f64;
     let reader = tokio::spawn(async move {
         let mut r = ReaderResult::default();
-        while let Some(Ok(msg)) = stream.next().await {
-            let Message::Text(text) = msg else { continue };
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
-                continue;
-            };
+        while let Some(v) = receiver.next().await {
             let now = Instant::now();
             match v["type"].as_str() {
                 Some("ack") => {
@@ -146,7 +122,15 @@ pub async fn run(args: &Args, plan: SessionPlan) -> Outcome {
     let mut offset = 0usize;
     let mut k = 0u32;
     while offset < source.total_bytes {
-        tokio::time::sleep_until(t0 + pace * k).await;
+        // Engine.IO pings are answered between frames.
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(t0 + pace * k) => break,
+                Some(()) = pongs.recv() => {
+                    let _ = sender.pong().await;
+                }
+            }
+        }
         let len = frame.min(source.total_bytes - offset);
         let bytes = source.bytes(plan.index, offset, len);
         offset += len;
@@ -157,14 +141,24 @@ pub async fn run(args: &Args, plan: SessionPlan) -> Outcome {
             s.unacked.push_back((offset as u64, now));
             s.history.push((offset as u64, now));
         }
-        if sink.send(Message::Binary(bytes.into())).await.is_err() {
+        if sender.audio(bytes).await.is_err() {
             outcome.errors.push("send_failed".into());
             break;
         }
         outcome.bytes_sent = offset as u64;
     }
-    let _ = sink.send(Message::Text(r#"{"type":"stop"}"#.into())).await;
-    match tokio::time::timeout(Duration::from_secs_f64(args.stop_timeout_secs), reader).await {
+    let _ = sender.stop().await;
+    let waiting = tokio::time::timeout(Duration::from_secs_f64(args.stop_timeout_secs), reader);
+    tokio::pin!(waiting);
+    let finished = loop {
+        tokio::select! {
+            done = &mut waiting => break done,
+            Some(()) = pongs.recv() => {
+                let _ = sender.pong().await;
+            }
+        }
+    };
+    match finished {
         Ok(Ok(r)) => {
             outcome.ack_latency_ms = r.ack_ms;
             outcome.transcript_latency_ms = r.transcript_ms;
@@ -180,7 +174,7 @@ pub async fn run(args: &Args, plan: SessionPlan) -> Outcome {
         }
         _ => outcome.errors.push("stop_timeout".into()),
     }
-    let _ = sink.close().await;
+    sender.close().await;
     outcome
 }
 
@@ -190,9 +184,4 @@ struct ReaderResult {
     transcript_ms: Vec<f32>,
     errors: Vec<String>,
     stored_audio: Option<String>,
-}
-
-fn error_code(text: &str) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_str(text).ok()?;
-    v["code"].as_str().map(str::to_owned)
 }

@@ -51,6 +51,7 @@ pub(super) const ENV_KEYS: &[(&str, &str)] = &[
     ("storage_retry_secs", "AUSCULT_STORAGE_RETRY_SECS"),
     ("ping_interval_secs", "AUSCULT_PING_INTERVAL_SECS"),
     ("pong_timeout_secs", "AUSCULT_PONG_TIMEOUT_SECS"),
+    ("socketio_transports", "AUSCULT_SOCKETIO_TRANSPORTS"),
     ("log_format", "AUSCULT_LOG_FORMAT"),
     ("whisper_model_dir", "AUSCULT_WHISPER_MODEL_DIR"),
     ("whisper_workers", "AUSCULT_WHISPER_WORKERS"),

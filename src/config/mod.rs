@@ -17,7 +17,7 @@ mod tests;
 mod transcribe;
 
 use keys::{ENV_KEYS, file_values};
-pub use network::NetworkConfig;
+pub use network::{NetworkConfig, SocketIoTransports};
 use transcribe::transcribe_settings;
 
 /// The fully resolved configuration the server runs with.

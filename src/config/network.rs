@@ -26,6 +26,67 @@ pub struct NetworkConfig {
     pub max_connections: usize,
     /// How long a client may take to send a request's headers.
     pub header_read_timeout: Duration,
+    /// The Engine.IO transports Socket.IO clients may use (`AUSCULT_SOCKETIO_TRANSPORTS`).
+    pub socketio: SocketIoTransports,
+}
+
+/// Which Engine.IO transports the Socket.IO endpoint offers; neither means
+/// the endpoint is off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketIoTransports {
+    pub polling: bool,
+    pub websocket: bool,
+}
+
+impl SocketIoTransports {
+    pub fn enabled(self) -> bool {
+        self.polling || self.websocket
+    }
+
+    /// The setting as written: `polling,websocket`, one of them, or `off`.
+    pub fn describe(self) -> String {
+        match (self.polling, self.websocket) {
+            (true, true) => "polling,websocket".into(),
+            (true, false) => "polling".into(),
+            (false, true) => "websocket".into(),
+            (false, false) => "off".into(),
+        }
+    }
+
+    fn parse(value: Option<&str>) -> Result<Self, ConfigError> {
+        let value = value.map(str::trim).filter(|v| !v.is_empty());
+        let mut t = SocketIoTransports {
+            polling: false,
+            websocket: false,
+        };
+        match value {
+            None => {
+                return Ok(SocketIoTransports {
+                    polling: true,
+                    websocket: true,
+                });
+            }
+            Some("off" | "none") => return Ok(t),
+            Some(list) => {
+                for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    match name {
+                        "polling" => t.polling = true,
+                        "websocket" => t.websocket = true,
+                        other => {
+                            return Err(invalid(
+                                "AUSCULT_SOCKETIO_TRANSPORTS",
+                                format!(
+                                    "unknown transport {other:?}: use polling, websocket \
+                                     (comma-separated) or off"
+                                ),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(t)
+    }
 }
 
 pub(super) fn network_settings<'a>(
@@ -78,7 +139,9 @@ pub(super) fn network_settings<'a>(
             "must be at least 1",
         ));
     }
+    let socketio = SocketIoTransports::parse(get("socketio_transports"))?;
     Ok(NetworkConfig {
+        socketio,
         allowed_hosts,
         trusted_proxies,
         admin_listen,

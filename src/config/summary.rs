@@ -144,6 +144,10 @@ impl Config {
                 self.pong_timeout.as_secs().to_string(),
             ),
             (
+                "AUSCULT_SOCKETIO_TRANSPORTS",
+                self.network.socketio.describe(),
+            ),
+            (
                 "AUSCULT_LOG_FORMAT",
                 format!("{:?}", self.log_format).to_lowercase(),
             ),

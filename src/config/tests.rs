@@ -287,3 +287,24 @@ fn network_settings_are_parsed_and_checked() {
         assert!(err.to_string().contains(bad.0), "{bad:?}: {err}");
     }
 }
+
+#[test]
+fn socketio_transports_default_to_both_and_can_be_narrowed_or_turned_off() {
+    let load = |v: Option<&str>| {
+        let pairs: Vec<(&str, &str)> = v
+            .map(|v| vec![("AUSCULT_SOCKETIO_TRANSPORTS", v)])
+            .unwrap_or_default();
+        Config::load_from(None, &env(&pairs)).map(|c| c.network.socketio)
+    };
+    let both = load(None).unwrap();
+    assert!(both.polling && both.websocket);
+    assert_eq!(both.describe(), "polling,websocket");
+    let ws = load(Some("websocket")).unwrap();
+    assert!(!ws.polling && ws.websocket && ws.enabled());
+    assert_eq!(load(Some(" polling , websocket ")).unwrap(), both);
+    assert!(!load(Some("off")).unwrap().enabled());
+    let err = load(Some("polling,carrier-pigeon"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("AUSCULT_SOCKETIO_TRANSPORTS"), "{err}");
+}

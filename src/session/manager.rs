@@ -13,7 +13,7 @@ use tokio_util::task::TaskTracker;
 
 use super::Stores;
 use super::actor::{self, Attach};
-use super::link::{ClientLink, Inbound};
+use super::link::{ClientLink, Inbound, TransportEnds};
 use super::revocation::Revocation;
 use super::spool::LiveSpools;
 use crate::audio::AudioFormat;
@@ -155,13 +155,34 @@ impl SessionManager {
         self.shared.shutdown.is_cancelled()
     }
 
-    /// Hands a new client connection of `user_id` to the session layer, as a
-    /// tracked task. `login` is the hash of the cookie login it came with.
-    pub fn accept(&self, user_id: String, login: Option<String>, link: ClientLink) {
+    /// The session entry every transport goes through before it takes a
+    /// connection over (a WebSocket upgrade, a Socket.IO connect): refuses
+    /// while the server drains, and at capacity unless `user_id` owns a live
+    /// session (a resume takes no new slot; a new session is still refused
+    /// after `start` when no slot is free).
+    pub fn check_entry(&self, user_id: &str) -> Result<(), EntryRefusal> {
+        let refused = if self.is_shutting_down() {
+            EntryRefusal::Shutdown
+        } else if self.at_capacity() && !self.has_session_for(user_id) {
+            EntryRefusal::AtCapacity
+        } else {
+            return Ok(());
+        };
+        telemetry::connection_refused(refused.code().as_str());
+        Err(refused)
+    }
+
+    /// Opens a client connection of `user_id` on the session layer: the
+    /// session side runs as a tracked task (it waits for `start`, then starts
+    /// or resumes a session), the transport keeps the returned ends. `login`
+    /// is the hash of the cookie login the connection came with.
+    pub fn open(&self, user_id: String, login: Option<String>) -> TransportEnds {
+        let (link, ends) = super::link::pair(self.shared.settings.max_message_bytes);
         let shared = Arc::clone(&self.shared);
         self.shared
             .tracker
             .spawn(async move { serve(shared, user_id, login, link).await });
+        ends
     }
 
     /// Asks every session to flush and close, then waits up to `grace` for them.
@@ -172,6 +193,29 @@ impl SessionManager {
         tokio::time::timeout(grace, self.shared.tracker.wait())
             .await
             .is_ok()
+    }
+}
+
+/// Why [`SessionManager::check_entry`] turned a connection away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryRefusal {
+    Shutdown,
+    AtCapacity,
+}
+
+impl EntryRefusal {
+    pub fn code(self) -> ErrorCode {
+        match self {
+            EntryRefusal::Shutdown => ErrorCode::ServerShutdown,
+            EntryRefusal::AtCapacity => ErrorCode::ServerAtCapacity,
+        }
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            EntryRefusal::Shutdown => "server is shutting down",
+            EntryRefusal::AtCapacity => "server is at capacity, try again later",
+        }
     }
 }
 

@@ -13,7 +13,7 @@ pub mod store;
 pub mod takeover;
 
 pub use link::{ClientLink, Inbound, Outbound, TransportEnds};
-pub use manager::{SessionManager, SessionSettings};
+pub use manager::{EntryRefusal, SessionManager, SessionSettings};
 
 use crate::storage::meta::SharedMetadataStore;
 use crate::storage::object::SharedObjectStore;

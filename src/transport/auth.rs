@@ -195,9 +195,13 @@ impl Caller {
         self.login
     }
 
-    async fn resolve(
+    /// Authenticates a request's parts. `extra_token` is a token presented
+    /// outside the request line and headers (the Socket.IO handshake's
+    /// `auth.token`); it is tried before `Authorization` and `?access_token=`.
+    pub(super) async fn resolve(
         parts: &axum::http::request::Parts,
         state: &super::AppState,
+        extra_token: Option<&str>,
     ) -> Result<Caller, AuthError> {
         #[derive(serde::Deserialize)]
         struct TokenQuery {
@@ -210,9 +214,12 @@ impl Caller {
         let query_token = axum::extract::Query::<TokenQuery>::try_from_uri(&parts.uri)
             .ok()
             .and_then(|q| q.0.access_token);
-        let token = state
-            .auth
-            .check_token(&parts.headers, query_token.as_deref());
+        let token = match extra_token.filter(|t| !t.is_empty()) {
+            Some(t) => state.auth.check_token(&HeaderMap::new(), Some(t)),
+            None => state
+                .auth
+                .check_token(&parts.headers, query_token.as_deref()),
+        };
         let caller = |user, via, login| Caller { user, via, login };
         match token {
             TokenCheck::Valid(user) => {
@@ -299,7 +306,7 @@ impl axum::extract::FromRequestParts<super::AppState> for Caller {
         parts: &mut axum::http::request::Parts,
         state: &super::AppState,
     ) -> Result<Self, Self::Rejection> {
-        Caller::resolve(parts, state)
+        Caller::resolve(parts, state, None)
             .await
             .map_err(AuthError::into_response)
     }

@@ -169,3 +169,20 @@ fn no_store(mut resp: Response) -> Response {
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
+
+/// Keeps the cookie login a streaming connection came with alive for as long
+/// as the connection lasts (never returns while there is one; pending when
+/// the connection came with a token).
+pub async fn keep_connection_login(state: &AppState, login: Option<tower_sessions::session::Id>) {
+    match login {
+        Some(id) => {
+            login_sessions::keep_alive(
+                state.accounts.store().clone(),
+                id,
+                state.accounts.login_idle(),
+            )
+            .await
+        }
+        None => std::future::pending().await,
+    }
+}

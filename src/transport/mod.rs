@@ -11,6 +11,7 @@ pub mod http;
 pub mod login;
 pub mod pages;
 pub mod serve;
+pub mod socketio;
 pub mod ws;
 
 use std::sync::Arc;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub probe: Arc<http::StorageProbe>,
     /// `/metrics` and the detailed `/ready` are on the admin listener, not here.
     pub admin_listener: bool,
+    /// The Engine.IO transports of the Socket.IO endpoint (none: it is off).
+    pub socketio: crate::config::SocketIoTransports,
 }
 
 /// One method on one path under `/v1`.
@@ -98,14 +101,22 @@ pub fn router(state: AppState) -> Router {
     if !state.admin_listener {
         router = router.route("/metrics", get(http::metrics));
     }
-    router
+    let socketio = socketio::layer(&state, state.socketio);
+    let router = router
         .route("/health", get(http::health))
         .route("/ready", get(http::ready))
         .route("/", get(pages::index))
         .route("/history", get(pages::index))
         .route("/static/{file}", get(pages::file))
         .fallback(http::not_found)
-        .with_state(state)
+        .with_state(state);
+    // Socket.IO answers its own path inside the login layer (a connect may
+    // authenticate with the login cookie) and behind the gate.
+    let router = match socketio {
+        Some(layer) => router.layer(layer),
+        None => router,
+    };
+    router
         .layer(logins)
         .layer(middleware::from_fn(cookies::secure_cookie))
         .layer(middleware::from_fn_with_state(gate, host::gate))

@@ -17,7 +17,7 @@ use super::auth::{Caller, RefusalCode};
 use super::http::error_response;
 use super::serve::ConnectionSlot;
 use crate::accounts::login_sessions;
-use crate::session::{self, Inbound, Outbound};
+use crate::session::{self, EntryRefusal, Inbound, Outbound};
 use crate::telemetry;
 
 pub async fn stream(
@@ -36,29 +36,20 @@ pub async fn stream(
                 .extensions()
                 .get::<RefusalCode>()
                 .map_or("unauthorized", |c| c.0);
-            metrics::counter!(telemetry::UPGRADES_REFUSED, "code" => code).increment(1);
+            telemetry::connection_refused(code);
             return refusal;
         }
     };
-    if state.sessions.is_shutting_down() {
-        metrics::counter!(telemetry::UPGRADES_REFUSED, "code" => "server_shutdown").increment(1);
-        return error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "server_shutdown",
-            "server is shutting down",
-        );
-    }
-    // A resume takes no new slot, so the owner of a live session is let through;
-    // a new session is still refused after `start` when no slot is free.
-    if state.sessions.at_capacity() && !state.sessions.has_session_for(&user) {
-        metrics::counter!(telemetry::UPGRADES_REFUSED, "code" => "server_at_capacity").increment(1);
+    if let Err(refusal) = state.sessions.check_entry(&user) {
         let mut resp = error_response(
             StatusCode::SERVICE_UNAVAILABLE,
-            "server_at_capacity",
-            "server is at capacity, try again later",
+            refusal.code().as_str(),
+            refusal.message(),
         );
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+        if refusal == EntryRefusal::AtCapacity {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+        }
         return resp;
     }
     let upgrade = match upgrade {
@@ -104,28 +95,13 @@ async fn pump(
     state: AppState,
     keepalive: Keepalive,
 ) {
+    let login_hash = login.as_ref().map(login_sessions::id_hash);
     // A connection opened with a login cookie keeps that login alive.
-    let keep_login = async {
-        match login {
-            Some(id) => {
-                login_sessions::keep_alive(
-                    state.accounts.store().clone(),
-                    id,
-                    state.accounts.login_idle(),
-                )
-                .await
-            }
-            None => std::future::pending().await,
-        }
-    };
-    let (link, ends) = session::link::pair(state.sessions.settings().max_message_bytes);
-    state
-        .sessions
-        .accept(user, login.as_ref().map(login_sessions::id_hash), link);
+    let keep_login = super::login::keep_connection_login(&state, login);
     let session::TransportEnds {
         inbound,
         mut outbound,
-    } = ends;
+    } = state.sessions.open(user, login_hash);
     let (mut sink, mut stream) = socket.split();
     let epoch = Instant::now();
     let last_seen = Arc::new(AtomicU64::new(0));

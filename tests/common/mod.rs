@@ -17,6 +17,7 @@ pub mod moto;
 pub mod postgres;
 pub mod process;
 pub mod proxy;
+pub mod socketio;
 #[cfg(feature = "embedded-whisper")]
 pub mod speech;
 pub mod stored;

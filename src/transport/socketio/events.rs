@@ -1,0 +1,154 @@
+//! Client events in arrival order.
+//!
+//! socketioxide runs every event handler as its own task, so two `audio`
+//! events read together may run in either order. Its extractors, though, run
+//! synchronously as each packet is read; [`Queued`] is an extractor that
+//! decodes the event and appends it to the socket's [`Feed`], which the pump
+//! reads in order. The handler itself does nothing.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use socketioxide::adapter::LocalAdapter;
+use socketioxide::extract::{AckSender, Event as EventName, TryData};
+use socketioxide::handler::{FromMessage, FromMessageParts, Value};
+use socketioxide::socket::Socket;
+use tokio::sync::mpsc;
+
+/// One client event, decoded.
+pub enum ClientEvent {
+    /// `start` with its JSON argument (`None`: not JSON the parser could
+    /// read) and the acknowledgement that answers it, if the client asked.
+    Start {
+        body: Option<serde_json::Value>,
+        ack: Option<AckSender>,
+    },
+    /// `audio` with its binary attachment (`None`: there was none).
+    Audio(Option<Bytes>),
+    Stop,
+    /// An `audio` attachment over the maximum message size, or more unread
+    /// input than the feed holds: dropped, and the session is told.
+    TooBig,
+    /// Any other event name.
+    Unknown,
+}
+
+/// The socket's ordered event queue, bounded by bytes: a client that sends
+/// faster than its session takes audio is cut off with `message_too_big`
+/// (its session stays resumable) instead of the server holding its input.
+#[derive(Clone)]
+pub struct Feed {
+    tx: mpsc::UnboundedSender<Queued>,
+    queued_bytes: Arc<AtomicUsize>,
+    overflowed: Arc<AtomicBool>,
+    max_message_bytes: usize,
+    max_queued_bytes: usize,
+}
+
+/// A queued event and its share of the feed's byte budget.
+pub struct Queued {
+    pub event: ClientEvent,
+    pub budget: Budget,
+}
+
+/// Bytes of the feed's budget, given back when dropped (once the session
+/// has taken the event).
+pub struct Budget {
+    bytes: usize,
+    queued_bytes: Arc<AtomicUsize>,
+}
+
+impl Drop for Budget {
+    fn drop(&mut self) {
+        self.queued_bytes.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
+impl Feed {
+    /// A feed for messages of at most `max_message_bytes`, holding at most
+    /// `max_queued_bytes` the pump has not handed on yet.
+    pub fn new(
+        max_message_bytes: usize,
+        max_queued_bytes: usize,
+    ) -> (Feed, mpsc::UnboundedReceiver<Queued>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let feed = Feed {
+            tx,
+            queued_bytes: Arc::default(),
+            overflowed: Arc::default(),
+            max_message_bytes,
+            max_queued_bytes,
+        };
+        (feed, rx)
+    }
+
+    fn push(&self, event: ClientEvent) {
+        if self.overflowed.load(Ordering::Acquire) {
+            return;
+        }
+        let bytes = match &event {
+            ClientEvent::Audio(Some(b)) => b.len(),
+            _ => 0,
+        };
+        let event = match event {
+            ClientEvent::Audio(Some(b)) if b.len() > self.max_message_bytes => ClientEvent::TooBig,
+            other => other,
+        };
+        let before = self.queued_bytes.fetch_add(bytes, Ordering::AcqRel);
+        let event = if before + bytes > self.max_queued_bytes {
+            self.overflowed.store(true, Ordering::Release);
+            ClientEvent::TooBig
+        } else {
+            event
+        };
+        let _ = self.tx.send(Queued {
+            event,
+            budget: Budget {
+                bytes,
+                queued_bytes: Arc::clone(&self.queued_bytes),
+            },
+        });
+    }
+}
+
+/// The extractor that queues the event it is extracted from (see the module
+/// documentation). Every event name is routed to one handler taking it.
+pub struct Enqueued;
+
+impl FromMessage<LocalAdapter> for Enqueued {
+    type Error = std::convert::Infallible;
+
+    fn from_message(
+        s: Arc<Socket<LocalAdapter>>,
+        mut v: Value,
+        ack_id: Option<i64>,
+    ) -> Result<Self, Self::Error> {
+        let Some(feed) = s.extensions.get::<Feed>() else {
+            return Ok(Enqueued);
+        };
+        let name = EventName::from_message_parts(&s, &mut v, &ack_id).map(|e| e.0);
+        let event = match name.as_deref() {
+            Ok("start") => {
+                let TryData(body) =
+                    TryData::<serde_json::Value>::from_message_parts(&s, &mut v, &ack_id)
+                        .unwrap_or_else(|never| match never {});
+                let ack =
+                    ack_id.and_then(|_| AckSender::from_message_parts(&s, &mut v, &ack_id).ok());
+                ClientEvent::Start {
+                    body: body.ok(),
+                    ack,
+                }
+            }
+            Ok("audio") => {
+                let TryData(audio) = TryData::<Bytes>::from_message_parts(&s, &mut v, &ack_id)
+                    .unwrap_or_else(|never| match never {});
+                ClientEvent::Audio(audio.ok())
+            }
+            Ok("stop") => ClientEvent::Stop,
+            _ => ClientEvent::Unknown,
+        };
+        feed.push(event);
+        Ok(Enqueued)
+    }
+}
