@@ -307,7 +307,7 @@ async fn serve(shared: Arc<Shared>, user_id: String, login: Option<String>, mut 
                 return;
             }
             () = shared.shutdown.cancelled() => {
-                refuse(&link, ErrorCode::ServerShutdown, "server is shutting down", CloseCode::GoingAway).await;
+                refuse(&link, ErrorCode::ServerShutdown, EntryRefusal::Shutdown.message(), CloseCode::GoingAway).await;
                 return;
             }
         };
@@ -410,7 +410,7 @@ async fn new_session(
     let admission = match admit(shared, &user_id) {
         Ok(admission) => admission,
         Err(Full::Server) => {
-            let msg = "server is at capacity, try again later";
+            let msg = EntryRefusal::AtCapacity.message();
             let code = CloseCode::TryAgainLater;
             return refuse(&link, ErrorCode::ServerAtCapacity, msg, code).await;
         }

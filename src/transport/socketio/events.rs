@@ -2,19 +2,19 @@
 //!
 //! socketioxide runs every event handler as its own task, so two `audio`
 //! events read together may run in either order. Its extractors, though, run
-//! synchronously as each packet is read; [`Queued`] is an extractor that
+//! synchronously as each packet is read; [`Enqueued`] is an extractor that
 //! decodes the event and appends it to the socket's [`Feed`], which the pump
 //! reads in order. The handler itself does nothing.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use socketioxide::adapter::LocalAdapter;
 use socketioxide::extract::{AckSender, Event as EventName, TryData};
 use socketioxide::handler::{FromMessage, FromMessageParts, Value};
 use socketioxide::socket::Socket;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 /// One client event, decoded.
 pub enum ClientEvent {
@@ -34,35 +34,24 @@ pub enum ClientEvent {
     Unknown,
 }
 
-/// The socket's ordered event queue, bounded by bytes: a client that sends
+/// The socket's ordered event queue, bounded by bytes (a semaphore of
+/// bytes, as the session link's inbound queue is): a client that sends
 /// faster than its session takes audio is cut off with `message_too_big`
 /// (its session stays resumable) instead of the server holding its input.
 #[derive(Clone)]
 pub struct Feed {
     tx: mpsc::UnboundedSender<Queued>,
-    queued_bytes: Arc<AtomicUsize>,
+    budget: Arc<Semaphore>,
     overflowed: Arc<AtomicBool>,
     max_message_bytes: usize,
-    max_queued_bytes: usize,
 }
 
-/// A queued event and its share of the feed's byte budget.
+/// A queued event and its share of the feed's byte budget, given back when
+/// the permit is dropped (once the session has taken the event); `None` for
+/// the `TooBig` that cuts an overflowing client off.
 pub struct Queued {
     pub event: ClientEvent,
-    pub budget: Budget,
-}
-
-/// Bytes of the feed's budget, given back when dropped (once the session
-/// has taken the event).
-pub struct Budget {
-    bytes: usize,
-    queued_bytes: Arc<AtomicUsize>,
-}
-
-impl Drop for Budget {
-    fn drop(&mut self) {
-        self.queued_bytes.fetch_sub(self.bytes, Ordering::AcqRel);
-    }
+    pub budget: Option<OwnedSemaphorePermit>,
 }
 
 impl Feed {
@@ -73,12 +62,12 @@ impl Feed {
         max_queued_bytes: usize,
     ) -> (Feed, mpsc::UnboundedReceiver<Queued>) {
         let (tx, rx) = mpsc::unbounded_channel();
+        let permits = max_queued_bytes.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
         let feed = Feed {
             tx,
-            queued_bytes: Arc::default(),
+            budget: Arc::new(Semaphore::new(permits)),
             overflowed: Arc::default(),
             max_message_bytes,
-            max_queued_bytes,
         };
         (feed, rx)
     }
@@ -95,19 +84,18 @@ impl Feed {
             ClientEvent::Audio(Some(b)) if b.len() > self.max_message_bytes => ClientEvent::TooBig,
             other => other,
         };
-        let before = self.queued_bytes.fetch_add(bytes, Ordering::AcqRel);
-        let event = if before + bytes > self.max_queued_bytes {
+        let permit = u32::try_from(bytes)
+            .ok()
+            .and_then(|n| Arc::clone(&self.budget).try_acquire_many_owned(n).ok());
+        let event = if permit.is_some() {
+            event
+        } else {
             self.overflowed.store(true, Ordering::Release);
             ClientEvent::TooBig
-        } else {
-            event
         };
         let _ = self.tx.send(Queued {
             event,
-            budget: Budget {
-                bytes,
-                queued_bytes: Arc::clone(&self.queued_bytes),
-            },
+            budget: permit,
         });
     }
 }
