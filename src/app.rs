@@ -249,7 +249,7 @@ impl App {
         let router = transport::router(self.state.clone());
         let serve = serve::serve(listener, router, limits, stop_accepting.clone());
         tokio::pin!(serve);
-        let served = tokio::select! {
+        let mut served = tokio::select! {
             result = &mut serve => Some(result),
             () = shutdown => None,
         };
@@ -257,13 +257,24 @@ impl App {
             event = "shutdown_started",
             active_sessions = self.state.sessions.active()
         );
-        stop_accepting.cancel();
+        // The listener goes on serving while the sessions drain: a new
+        // session is refused with `server_shutdown` (and `/ready` says
+        // `shutting_down`), while a Socket.IO client on long-polling, whose
+        // every poll is a new HTTP request, still fetches its `stored` and
+        // `closed`. It stops once the sessions are closed.
         let grace = self.config.shutdown_grace;
-        let drained = self
+        let drain = self
             .state
             .sessions
-            .shutdown(grace.saturating_sub(std::time::Duration::from_secs(1)))
-            .await;
+            .shutdown(grace.saturating_sub(std::time::Duration::from_secs(1)));
+        tokio::pin!(drain);
+        let drained = loop {
+            tokio::select! {
+                drained = &mut drain => break drained,
+                result = &mut serve, if served.is_none() => served = Some(result),
+            }
+        };
+        stop_accepting.cancel();
         if !drained {
             tracing::warn!(
                 event = "shutdown_grace_exceeded",

@@ -113,7 +113,9 @@ pub fn router(state: AppState) -> Router {
     // Socket.IO answers its own path inside the login layer (a connect may
     // authenticate with the login cookie) and behind the gate.
     let router = match socketio {
-        Some(layer) => router.layer(layer),
+        Some(layer) => router
+            .layer(layer)
+            .layer(middleware::from_fn(socketio::standard_errors)),
         None => router,
     };
     router

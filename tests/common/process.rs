@@ -104,6 +104,20 @@ impl ServerProcess {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Waits until the log holds `needle` at least `count` times (e.g. every
+    /// client's `session_started`), and fails the test after [`WAIT`].
+    pub async fn wait_log(&self, needle: &str, count: usize) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while self.log_text().matches(needle).count() < count {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{count} × {needle:?} not logged within {WAIT:?}: {}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     async fn wait_healthy(&mut self) {
         let url = format!("http://127.0.0.1:{}/health", self.port);
         let client = reqwest::Client::new();

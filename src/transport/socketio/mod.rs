@@ -86,6 +86,41 @@ pub fn layer(state: &AppState, transports: SocketIoTransports) -> Option<SocketI
     Some(layer)
 }
 
+/// Engine.IO's error bodies as its reference server writes them: engineioxide
+/// answers an unknown session with `{"code":"1",...}`, the standard (and
+/// every other server) with `{"code":1,...}`. Clients reconnect on the 400
+/// either way; a body read by a proxy's or a client's logs reads the same.
+pub async fn standard_errors(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let ours = request.uri().path().starts_with(PATH);
+    let response = next.run(request).await;
+    if !ours || response.status() != axum::http::StatusCode::BAD_REQUEST {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 1024).await else {
+        return axum::response::Response::from_parts(parts, axum::body::Body::empty());
+    };
+    let body = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(mut value) => {
+            let code = value["code"].as_str().and_then(|c| c.parse::<u64>().ok());
+            match code {
+                Some(code) => {
+                    value["code"] = code.into();
+                    let text = value.to_string();
+                    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+                    axum::body::Body::from(text)
+                }
+                None => axum::body::Body::from(bytes),
+            }
+        }
+        Err(_) => axum::body::Body::from(bytes),
+    };
+    axum::response::Response::from_parts(parts, body)
+}
+
 /// The handshake's `auth` object; only `token` is read.
 #[derive(Debug, serde::Deserialize)]
 struct HandshakeAuth {
