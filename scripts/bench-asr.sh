@@ -18,7 +18,8 @@
 # AUSCULT_WHISPER_MODEL_DIR overrides the folder. AUSCULT_WHISPER_WORKERS and
 # AUSCULT_WHISPER_THREADS, when set, reach the server from the environment;
 # AUSCULT_WHISPER_MAX_STREAMS defaults to 64 so admission does not cap the
-# concurrency search.
+# concurrency search. SERVER_ENV (e.g. "MALLOC_ARENA_MAX=2") is added to
+# the server's environment only, for allocator and thread experiments.
 #
 # Builds release binaries, starts `auscult` with AUSCULT_ENGINE=whisper on a
 # free loopback port over a temporary data directory, runs `auscult-asr-bench`
@@ -76,7 +77,7 @@ log "starting auscult (whisper) on 127.0.0.1:$PORT"
 AUSCULT_ENGINE=whisper AUSCULT_DATA_DIR="$DATA" AUSCULT_LISTEN="127.0.0.1:$PORT" \
     AUSCULT_MAX_SESSIONS=64 AUSCULT_MAX_SESSIONS_PER_USER=64 RUST_LOG=warn \
     AUSCULT_WHISPER_MAX_STREAMS="${AUSCULT_WHISPER_MAX_STREAMS:-64}" \
-    "$BIN/auscult" serve 2>"$DATA/server.log" &
+    env ${SERVER_ENV:-} "$BIN/auscult" serve 2>"$DATA/server.log" &
 SERVER=$!
 # The model loads and warms up before the listener opens.
 for _ in $(seq 1 300); do

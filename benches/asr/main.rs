@@ -22,7 +22,6 @@
 
 mod capacity;
 mod clips;
-mod offline;
 mod report;
 mod rss;
 mod stream;
@@ -34,7 +33,12 @@ use anyhow::Context;
 use clap::Parser;
 
 use auscult::config::WhisperConfig;
+use auscult::engine::whisper::WhisperEngine;
+use auscult::engine::whole;
 use clips::Clip;
+
+/// How long the offline reference decode waits for each event.
+const OFFLINE_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[derive(Debug, Parser)]
 #[command(
@@ -167,10 +171,12 @@ async fn bench(args: Args) -> anyhow::Result<()> {
 /// starts so it does not hold memory or threads during the measurements.
 async fn offline_texts(args: &Args, clips: &[Clip]) -> anyhow::Result<Vec<String>> {
     let config = WhisperConfig::new(args.model_dir.clone());
-    let engine = tokio::task::spawn_blocking(move || offline::load(&config)).await??;
+    let engine = tokio::task::spawn_blocking(move || WhisperEngine::load(&config)).await??;
     let mut texts = Vec::new();
     for clip in clips {
-        texts.push(offline::transcribe(&engine, &clip.samples).await?);
+        let finals =
+            whole::transcribe_whole(&engine, &clip.samples, clips::RATE, OFFLINE_TIMEOUT).await?;
+        texts.push(whole::joined(&finals));
     }
     Ok(texts)
 }

@@ -10,6 +10,7 @@ pub mod riva;
 pub mod transcribe;
 #[cfg(feature = "embedded-whisper")]
 pub mod whisper;
+pub mod whole;
 
 pub use loadtest::LoadTestEngine;
 pub use registry::EngineRegistry;

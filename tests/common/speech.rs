@@ -62,48 +62,20 @@ pub fn whisper_admitting(max_streams: usize) -> SharedEngine {
 /// the engine's rate the way a session does, handed over whole, finished, and
 /// its finals joined. The reference for what streaming adds or loses.
 pub async fn offline_text(engine: &SharedEngine, pcm: &[u8], rate: u32) -> String {
-    use auscult::engine::{EngineEvent, EngineInput, StreamParams};
+    use auscult::engine::whole;
     let samples: Vec<f32> = pcm
         .chunks_exact(2)
         .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
         .collect();
-    let engine_rate = engine.engine_rate(rate);
-    let mut resampler = auscult::audio::StreamResampler::new(rate, engine_rate).expect("resampler");
-    let mut audio = Vec::new();
-    resampler.push(&samples, &mut audio);
-    resampler.finish(&mut audio);
-    let params = StreamParams {
-        session_id: "offline".into(),
-        language: "en-US".into(),
-        sample_rate: engine_rate,
-        specialty: None,
-        mode: None,
-    };
-    let mut stream = engine.open(params).await.expect("engine stream");
-    stream
-        .audio
-        .send(EngineInput::Audio(audio))
-        .await
-        .expect("audio");
-    stream
-        .audio
-        .send(EngineInput::Finish)
-        .await
-        .expect("finish");
-    let mut finals = Vec::new();
-    loop {
-        let event = tokio::time::timeout(std::time::Duration::from_secs(120), stream.events.recv())
-            .await
-            .expect("the engine finishes")
-            .expect("the engine stream stays open");
-        match event {
-            EngineEvent::Transcript(r) if !r.is_partial => finals.push(r.text),
-            EngineEvent::Finished => break,
-            EngineEvent::Failed { message } => panic!("offline decode failed: {message}"),
-            _ => {}
-        }
-    }
-    finals.join(" ")
+    let finals = whole::transcribe_whole(
+        engine.as_ref(),
+        &samples,
+        rate,
+        std::time::Duration::from_secs(120),
+    )
+    .await
+    .expect("the offline decode finishes");
+    whole::joined(&finals)
 }
 
 /// `text` spoken by espeak-ng as mono s16le at `rate`, with `pad_before` and

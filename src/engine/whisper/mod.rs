@@ -29,7 +29,7 @@ use super::{
     StreamParams,
 };
 use crate::config::WhisperConfig;
-use model::{Decoder, Request, WhisperModel};
+use model::{Decoder, Pass, Request, WhisperModel};
 use scheduler::Shared;
 use stream::{Inbox, Reporting, StreamState};
 
@@ -82,7 +82,7 @@ impl WhisperEngine {
             let warm = vec![0.0; mel::SAMPLE_RATE as usize];
             model.decode(&[Request {
                 audio: &warm,
-                full: false,
+                pass: Pass::Short,
             }])?;
             tracing::info!(
                 worker,

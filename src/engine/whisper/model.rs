@@ -1,9 +1,9 @@
 //! The loaded Whisper model: CTranslate2 weights plus the tokenizer and the
 //! log-mel front end, decoding a batch of audio windows in one `generate` call.
 //!
-//! Windows are encoded at their own length plus a second of padding, not
-//! padded to 30 s: the encoder's cost follows the audio. Calls block; they
-//! belong on a decode worker thread, never on an async worker.
+//! Windows are encoded at their own length plus padding, not padded to 30 s:
+//! the encoder's cost follows the audio. Calls block; they belong on a decode
+//! worker thread, never on an async worker.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -132,14 +132,24 @@ impl Hypothesis {
     }
 }
 
+/// How much encoder window a decode pays for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// A partial: the audio plus [`SHORT_PAD`].
+    Short,
+    /// The final of an ended utterance, which is what gets stored: like a
+    /// short pass but never under [`FINAL_WINDOW`].
+    Final,
+    /// Padded to the full 30 s window the model was trained on: slowest but
+    /// most robust; the fallback for a pass that repeated itself.
+    Full,
+}
+
 /// One window to decode: 16 kHz mono audio of at most 30 s.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
     pub audio: &'a [f32],
-    /// Decode it the old way, padded to a full 30 s encoder window: slower,
-    /// but the model's most robust setting; the fallback for a pass that
-    /// repeated itself.
-    pub full: bool,
+    pub pass: Pass,
 }
 
 /// Decodes batches of windows. The scheduler and the streams only see this,
@@ -153,6 +163,12 @@ pub trait Decoder: Send {
 /// Measured on espeak-ng sentences ending 0.2 s before the window's end: with
 /// 1 s of padding 6 of 12 short windows repeated their sentence, with 3 s none.
 pub const SHORT_PAD: usize = SAMPLE_RATE as usize * 3;
+/// The least encoder window a final is decoded in. Short utterances decoded
+/// in their own few seconds were misheard more often than in a 30 s window;
+/// with 10 s, finals on the bench's clips came 0.62–0.81 s after the
+/// utterance ended (1.04–1.28 s with 30 s) and stream WER fell from 4.3 % to
+/// 3.3 % (`scripts/bench-asr.sh --no-capacity`).
+pub const FINAL_WINDOW: usize = SAMPLE_RATE as usize * 10;
 /// Generated tokens allowed per second of audio (speech needs about 4 with
 /// timestamps), plus a fixed allowance, within the decoder's 448-token context.
 const TOKENS_PER_SEC: f64 = 8.0;
@@ -232,18 +248,20 @@ impl WhisperModel {
         })
     }
 
-    /// One `generate` call for windows padded to the same number of frames.
+    /// One `generate` call for windows of one pass, padded to the same
+    /// number of frames.
     fn generate(
         &self,
         requests: &[Request<'_>],
-        full: bool,
+        pass: Pass,
     ) -> Result<Vec<Hypothesis>, ModelError> {
         let longest = requests.iter().map(|r| r.audio.len()).max().unwrap_or(0);
-        let frames = if full {
-            N_FRAMES
-        } else {
-            (longest + SHORT_PAD).div_ceil(HOP).min(N_FRAMES)
+        let samples = match pass {
+            Pass::Short => longest + SHORT_PAD,
+            Pass::Final => (longest + SHORT_PAD).max(FINAL_WINDOW),
+            Pass::Full => N_FRAMES * HOP,
         };
+        let frames = samples.div_ceil(HOP).min(N_FRAMES);
         let mut features: Vec<f32> = Vec::with_capacity(requests.len() * N_MELS * frames);
         for request in requests {
             features.extend(self.mel.features_for(request.audio, frames));
@@ -291,7 +309,7 @@ impl WhisperModel {
 }
 
 impl Decoder for WhisperModel {
-    /// Short windows in one call; full ones one per call: a 30 s window's
+    /// Windows of one pass in one call; full ones one per call: a 30 s window's
     /// attention alone takes about 54 MB while it decodes (1,500² scores ×
     /// 6 heads), so a batch of them would multiply the server's peak memory
     /// for no gain in speed on the CPU.
@@ -301,19 +319,19 @@ impl Decoder for WhisperModel {
         }
         let started = Instant::now();
         let mut out = vec![Hypothesis::default(); requests.len()];
-        for full in [false, true] {
+        for pass in [Pass::Short, Pass::Final, Pass::Full] {
             let (index, part): (Vec<usize>, Vec<Request<'_>>) = requests
                 .iter()
                 .enumerate()
-                .filter(|(_, r)| r.full == full)
+                .filter(|(_, r)| r.pass == pass)
                 .map(|(i, r)| (i, *r))
                 .unzip();
             if part.is_empty() {
                 continue;
             }
-            let calls = if full { 1 } else { part.len() };
-            for (index, part) in index.chunks(calls).zip(part.chunks(calls)) {
-                for (&i, hypothesis) in index.iter().zip(self.generate(part, full)?) {
+            let per_call = if pass == Pass::Full { 1 } else { part.len() };
+            for (index, part) in index.chunks(per_call).zip(part.chunks(per_call)) {
+                for (&i, hypothesis) in index.iter().zip(self.generate(part, pass)?) {
                     out[i] = hypothesis;
                 }
             }

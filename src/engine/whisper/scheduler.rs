@@ -2,8 +2,9 @@
 //! their due windows in batches, each worker with its own model replica.
 //!
 //! Partials come from windows encoded at their own length; the final of an
-//! ended utterance, which is what gets stored, from the full 30 s window the
-//! model was trained on (short windows of short utterances cost accuracy).
+//! ended utterance, which is what gets stored, from a window of at least
+//! 10 s (short windows of short utterances cost accuracy); a pass that loops
+//! is decoded again in the full 30 s window the model was trained on.
 //!
 //! Fairness: urgent windows (an utterance ended, a window must be cut) go
 //! first, then the streams that waited longest since their last decode. The
@@ -15,7 +16,7 @@
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::model::{Decoder, Hypothesis, ModelError, Request};
+use super::model::{Decoder, Hypothesis, ModelError, Pass, Request};
 use super::stream::{Due, StreamState};
 
 /// Windows one worker decodes together at most.
@@ -98,8 +99,8 @@ impl Shared {
 struct Job {
     stream: u64,
     audio: Vec<f32>,
-    /// Decoded padded to 30 s: an ended utterance, whose final is stored.
-    full: bool,
+    /// [`Pass::Final`] for an ended utterance, whose final is stored.
+    pass: Pass,
 }
 
 /// A decode worker: runs until the pool is closed and empty.
@@ -158,19 +159,19 @@ pub fn run(mut decoder: impl Decoder, shared: Arc<Shared>) {
     }
 }
 
-/// Decodes the batch; a window whose short pass looped is decoded again the
-/// robust way, padded to 30 s, and that result is kept.
+/// Decodes the batch; a window whose pass looped is decoded again the robust
+/// way, padded to 30 s, and that result is kept.
 fn decode_guarded(decoder: &mut impl Decoder, jobs: &[Job]) -> Result<Vec<Hypothesis>, ModelError> {
     let requests: Vec<Request<'_>> = jobs
         .iter()
         .map(|j| Request {
             audio: &j.audio,
-            full: j.full,
+            pass: j.pass,
         })
         .collect();
     let mut hypotheses = decoder.decode(&requests)?;
     let looped: Vec<usize> = (0..hypotheses.len())
-        .filter(|&i| !jobs[i].full && hypotheses[i].repeats())
+        .filter(|&i| jobs[i].pass != Pass::Full && hypotheses[i].repeats())
         .collect();
     if looped.is_empty() {
         return Ok(hypotheses);
@@ -184,7 +185,7 @@ fn decode_guarded(decoder: &mut impl Decoder, jobs: &[Job]) -> Result<Vec<Hypoth
         .iter()
         .map(|&i| Request {
             audio: &jobs[i].audio,
-            full: true,
+            pass: Pass::Full,
         })
         .collect();
     for (i, hypothesis) in looped.into_iter().zip(decoder.decode(&again)?) {
@@ -231,7 +232,11 @@ impl Pool {
                 Job {
                     stream: stream.id,
                     audio: stream.window().to_vec(),
-                    full: stream.wants_full(),
+                    pass: if stream.wants_final() {
+                        Pass::Final
+                    } else {
+                        Pass::Short
+                    },
                 }
             })
             .collect()

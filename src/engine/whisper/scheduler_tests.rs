@@ -122,12 +122,12 @@ fn silent_streams_are_never_decoded() {
     assert!(pick(&[h.stream], 1).is_empty());
 }
 
-/// Answers every window with `short` when decoded short and `full` when
-/// padded to 30 s, and counts both.
+/// Answers every window with `full` when padded to 30 s and `short`
+/// otherwise (partials and finals), and records each call's pass.
 struct Scripted {
     short: Vec<&'static str>,
     full: Vec<&'static str>,
-    calls: Arc<Mutex<Vec<(usize, bool)>>>,
+    calls: Arc<Mutex<Vec<(usize, Pass)>>>,
 }
 
 fn hypothesis(words: &[&str], secs: f64) -> Hypothesis {
@@ -149,9 +149,14 @@ impl Decoder for Scripted {
         Ok(requests
             .iter()
             .map(|r| {
-                calls.push((r.audio.len(), r.full));
+                calls.push((r.audio.len(), r.pass));
                 let secs = r.audio.len() as f64 / 16_000.0;
-                hypothesis(if r.full { &self.full } else { &self.short }, secs)
+                let words = if r.pass == Pass::Full {
+                    &self.full
+                } else {
+                    &self.short
+                };
+                hypothesis(words, secs)
             })
             .collect())
     }
@@ -172,17 +177,18 @@ fn a_pass_that_loops_is_decoded_again_padded_and_that_result_is_kept() {
     let jobs = [Job {
         stream: 1,
         audio: speech_like(3.0),
-        full: false,
+        pass: Pass::Short,
     }];
     let out = decode_guarded(&mut decoder, &jobs).unwrap();
     assert_eq!(out[0].segments[0].text, right);
     assert_eq!(
         *calls.lock().unwrap(),
-        vec![(48_000, false), (48_000, true)]
+        vec![(48_000, Pass::Short), (48_000, Pass::Full)]
     );
 
-    // Through a whole stream: partials never show the loop, and the final
-    // (decoded padded, as every ended utterance is) says the sentence once.
+    // Through a whole stream: partials never show the loop, and the final,
+    // whose own pass loops too, is decoded again padded and says it once.
+    calls.lock().unwrap().clear();
     let mut h = harness(1);
     h.push(&vec![0.0; 4_800]);
     h.push(&speech_like(3.0));
@@ -197,6 +203,11 @@ fn a_pass_that_loops_is_decoded_again_padded_and_that_result_is_kept() {
     assert!(
         partials.iter().all(|p| !p.contains("pain the")),
         "{partials:?}"
+    );
+    let passes: Vec<Pass> = calls.lock().unwrap().iter().map(|c| c.1).collect();
+    assert!(
+        passes.windows(2).any(|w| w == [Pass::Final, Pass::Full]),
+        "{passes:?}"
     );
 }
 

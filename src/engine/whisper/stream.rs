@@ -207,7 +207,7 @@ impl StreamState {
     }
 
     /// Whether the next decode gives an ended utterance its final.
-    pub fn wants_full(&self) -> bool {
+    pub fn wants_final(&self) -> bool {
         self.utterance_over
     }
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::mel::SAMPLE_RATE;
-use super::model::{Decoder, Request, WhisperModel};
+use super::model::{Decoder, Pass, Request, WhisperModel};
 use super::{FETCH_SCRIPT, WhisperEngine};
 use crate::audio::StreamResampler;
 use crate::config::WhisperConfig;
@@ -81,7 +81,7 @@ fn an_offline_decode_of_synthetic_speech_is_accurate() {
     let hypothesis = model
         .decode(&[Request {
             audio: &audio,
-            full: false,
+            pass: Pass::Short,
         }])
         .unwrap()
         .remove(0);
@@ -270,7 +270,7 @@ async fn concurrent_streams_all_get_their_finals() {
         let alone = model
             .decode(&[Request {
                 audio: &audio,
-                full: true,
+                pass: Pass::Final,
             }])
             .unwrap()
             .remove(0);
