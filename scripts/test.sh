@@ -3,8 +3,8 @@
 # (Debian packages, the Whisper model, a running Postgres, moto for the S3
 # tests, the FUSE fault filesystem for the fsync tests, python-socketio for
 # the Socket.IO tests, Chromium, Node.js, playwright-core and socket.io-client
-# for the browser and Socket.IO tests), then rustfmt, clippy and the test
-# suite.
+# for the browser and Socket.IO tests, hadolint and checkov for the
+# deployment tests), then rustfmt, clippy and the test suite.
 source "$(dirname "$0")/setup.sh"
 cd "$AUSCULT_ROOT"
 ensure_build_deps
@@ -15,6 +15,7 @@ ensure_moto
 ensure_faultfs
 ensure_python_socketio
 ensure_browser_e2e
+ensure_deploy_tools
 export AUSCULT_WHISPER_MODEL_DIR="${AUSCULT_WHISPER_MODEL_DIR:-$AUSCULT_ROOT/models/whisper-tiny.en}"
 
 log "cargo fmt --check"

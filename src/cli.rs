@@ -1,5 +1,5 @@
-//! The command line: `auscult [serve]`, `auscult config check` and
-//! `auscult users add|list|disable`.
+//! The command line: `auscult [serve]`, `auscult config check`,
+//! `auscult users add|list|disable` and `auscult health`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,6 +37,14 @@ enum Command {
     Users {
         #[command(subcommand)]
         command: UsersCommand,
+    },
+    /// Exit 0 when the server configured here answers 200 on `/health` (on
+    /// loopback when it listens on every address), 1 otherwise: the
+    /// container image's health check.
+    Health {
+        /// Seconds to wait for the connection and for each read and write.
+        #[arg(long, default_value_t = 3)]
+        timeout_secs: u64,
     },
 }
 
@@ -78,6 +86,22 @@ pub fn main() -> ExitCode {
         } => config_check(&config),
         Command::Serve => serve(config),
         Command::Users { command } => users(config, command),
+        Command::Health { timeout_secs } => health(&config, timeout_secs),
+    }
+}
+
+fn health(config: &Config, timeout_secs: u64) -> ExitCode {
+    let addr = crate::probe::local_addr(config.listen);
+    let timeout = std::time::Duration::from_secs(timeout_secs.max(1));
+    match crate::probe::check(addr, "/health", timeout) {
+        Ok(()) => {
+            println!("healthy: {addr}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("auscult: unhealthy: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -18,6 +18,7 @@ pub mod engine;
 pub mod eval;
 pub mod events;
 pub mod export;
+pub mod probe;
 pub mod protocol;
 pub mod session;
 pub mod storage;
