@@ -33,7 +33,8 @@ impl Step {
     }
 }
 
-/// Runs the steps up to `--max-sessions`, stopping after the first that fails.
+/// Runs the steps up to `--max-sessions`, stopping after the first that fails
+/// (unless `--keep-going`).
 /// N sessions stream the clips of 7 s or more (7–15 s; session i gets clip
 /// i mod their count, so sessions end at different times) in real time at
 /// once, starts spread over a second.
@@ -66,7 +67,7 @@ pub async fn search(args: &Args, clips: &[Clip], results: &[ClipResult]) -> Vec<
         );
         let ok = step.ok();
         steps.push(step);
-        if !ok {
+        if !ok && !args.keep_going {
             break;
         }
     }

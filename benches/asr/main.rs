@@ -77,6 +77,10 @@ struct Args {
     /// Skip the concurrency search.
     #[arg(long)]
     no_capacity: bool,
+    /// Run every step up to --max-sessions even after one fails (to see
+    /// the latency, WER and memory at 8 whatever happens before).
+    #[arg(long)]
+    keep_going: bool,
 }
 
 struct ClipResult {
