@@ -1,10 +1,10 @@
 //! Client events in arrival order.
 //!
-//! socketioxide runs every event handler as its own task, so two `audio`
-//! events read together may run in either order. Its extractors, though, run
-//! synchronously as each packet is read; [`Enqueued`] is an extractor that
-//! decodes the event and appends it to the socket's [`Feed`], which the pump
-//! reads in order. The handler itself does nothing.
+//! socketioxide runs every async event handler as its own task, so two
+//! `audio` events read together could run in either order, and each would
+//! cost a task. [`Enqueue`] is a handler of its own kind instead: called
+//! synchronously as each packet is read, it decodes the event and appends it
+//! to the socket's [`Feed`], which the pump reads in order. No task per event.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use bytes::Bytes;
 use socketioxide::adapter::LocalAdapter;
 use socketioxide::extract::{AckSender, Event as EventName, TryData};
-use socketioxide::handler::{FromMessage, FromMessageParts, Value};
+use socketioxide::handler::{FromMessageParts, MessageHandler, Value};
 use socketioxide::socket::Socket;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
@@ -100,20 +100,18 @@ impl Feed {
     }
 }
 
-/// The extractor that queues the event it is extracted from (see the module
-/// documentation). Every event name is routed to one handler taking it.
-pub struct Enqueued;
+/// The handler that queues every event in order (see the module
+/// documentation): the socket's fallback, so every event name reaches it.
+#[derive(Clone, Copy)]
+pub struct Enqueue;
 
-impl FromMessage<LocalAdapter> for Enqueued {
-    type Error = std::convert::Infallible;
+/// [`Enqueue`]'s own marker among socketioxide's handler kinds.
+pub struct Inline;
 
-    fn from_message(
-        s: Arc<Socket<LocalAdapter>>,
-        mut v: Value,
-        ack_id: Option<i64>,
-    ) -> Result<Self, Self::Error> {
+impl MessageHandler<LocalAdapter, Inline> for Enqueue {
+    fn call(&self, s: Arc<Socket<LocalAdapter>>, mut v: Value, ack_id: Option<i64>) {
         let Some(feed) = s.extensions.get::<Feed>() else {
-            return Ok(Enqueued);
+            return;
         };
         let name = EventName::from_message_parts(&s, &mut v, &ack_id).map(|e| e.0);
         let event = match name.as_deref() {
@@ -137,6 +135,5 @@ impl FromMessage<LocalAdapter> for Enqueued {
             _ => ClientEvent::Unknown,
         };
         feed.push(event);
-        Ok(Enqueued)
     }
 }

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tower_sessions::session::Id as LoginId;
 
-use super::events::{ClientEvent, Enqueued, Feed, Queued};
+use super::events::{ClientEvent, Enqueue, Feed, Queued};
 use crate::accounts::login_sessions;
 use crate::protocol::{ErrorCode, ServerMsg};
 use crate::session::{Inbound, Outbound, TransportEnds};
@@ -40,14 +40,14 @@ pub struct Connection {
 
 impl Connection {
     /// Registers the socket's handlers: every event is queued in order (see
-    /// [`Enqueued`]); a disconnect ends the pump. Called by the connect
+    /// [`Enqueue`]); a disconnect ends the pump. Called by the connect
     /// middleware, before the client hears it is connected, so that no
     /// event can come before the handlers.
     pub fn prepare(socket: &SocketRef, state: &AppState, caller: &Caller) -> Self {
         let max = state.sessions.settings().max_message_bytes;
         let (feed, events) = Feed::new(max, super::max_queued_bytes(max));
         socket.extensions.insert(feed);
-        socket.on_fallback(async |_: Enqueued| {});
+        socket.on_fallback(Enqueue);
         let gone = CancellationToken::new();
         let on_gone = gone.clone();
         socket.on_disconnect(async move || on_gone.cancel());
