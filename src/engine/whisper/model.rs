@@ -165,9 +165,9 @@ pub trait Decoder: Send {
 pub const SHORT_PAD: usize = SAMPLE_RATE as usize * 3;
 /// The least encoder window a final is decoded in. Short utterances decoded
 /// in their own few seconds were misheard more often than in a 30 s window;
-/// with 10 s, finals on the bench's clips came 0.62–0.81 s after the
-/// utterance ended (1.04–1.28 s with 30 s) and stream WER fell from 4.3 % to
-/// 3.3 % (`scripts/bench-asr.sh --no-capacity`).
+/// against 30 s finals on the same day (`scripts/bench-asr.sh`), 10 s ones
+/// brought the worst final after an utterance from 1.65 s to 1.07–1.33 s and
+/// the single-stream WER from 5.4 % to 3.3 %.
 pub const FINAL_WINDOW: usize = SAMPLE_RATE as usize * 10;
 /// Generated tokens allowed per second of audio (speech needs about 4 with
 /// timestamps), plus a fixed allowance, within the decoder's 448-token context.

@@ -232,11 +232,7 @@ impl Pool {
                 Job {
                     stream: stream.id,
                     audio: stream.window().to_vec(),
-                    pass: if stream.wants_final() {
-                        Pass::Final
-                    } else {
-                        Pass::Short
-                    },
+                    pass: stream.pass(),
                 }
             })
             .collect()

@@ -14,7 +14,7 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use super::agreement::{Agreement, TimedWord};
 use super::mel::{N_SAMPLES, SAMPLE_RATE};
-use super::model::{Hypothesis, SHORT_PAD};
+use super::model::{Hypothesis, Pass, SHORT_PAD};
 use super::vad::{FRAME, Vad, VadEvent};
 use crate::engine::{Consumed, EngineEvent, TranscriptResult};
 use crate::protocol::Word;
@@ -206,9 +206,13 @@ impl StreamState {
         (self.window.len() >= step).then_some(Due::Normal)
     }
 
-    /// Whether the next decode gives an ended utterance its final.
-    pub fn wants_final(&self) -> bool {
-        self.utterance_over
+    /// The pass the next decode needs: an ended utterance's final, or a partial.
+    pub fn pass(&self) -> Pass {
+        if self.utterance_over {
+            Pass::Final
+        } else {
+            Pass::Short
+        }
     }
 
     /// The audio to decode now: the whole window.

@@ -103,20 +103,20 @@ pub async fn standard_errors(
     let Ok(bytes) = axum::body::to_bytes(body, 1024).await else {
         return axum::response::Response::from_parts(parts, axum::body::Body::empty());
     };
-    let body = match serde_json::from_slice::<serde_json::Value>(&bytes) {
-        Ok(mut value) => {
-            let code = value["code"].as_str().and_then(|c| c.parse::<u64>().ok());
-            match code {
-                Some(code) => {
-                    value["code"] = code.into();
-                    let text = value.to_string();
-                    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
-                    axum::body::Body::from(text)
-                }
-                None => axum::body::Body::from(bytes),
-            }
+    // Only a JSON object whose `code` is a string of digits is rewritten.
+    let numeric = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|mut value| {
+            let code = value["code"].as_str()?.parse::<u64>().ok()?;
+            value["code"] = code.into();
+            Some(value.to_string())
+        });
+    let body = match numeric {
+        Some(text) => {
+            parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+            axum::body::Body::from(text)
         }
-        Err(_) => axum::body::Body::from(bytes),
+        None => axum::body::Body::from(bytes),
     };
     axum::response::Response::from_parts(parts, body)
 }
